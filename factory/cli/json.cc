@@ -1,0 +1,93 @@
+#include "factory/cli/json.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace kf::cli {
+
+std::string Json::Quote(const std::string& s) {
+  std::string o = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': o += "\\\""; break;
+      case '\\': o += "\\\\"; break;
+      case '\n': o += "\\n"; break;
+      case '\t': o += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          o += buf;
+        } else {
+          o += static_cast<char>(c);
+        }
+    }
+  }
+  return o + "\"";
+}
+
+void Json::Sep() {
+  if (need_comma_) out_ += ",";
+  need_comma_ = false;
+}
+
+Json& Json::Key(const std::string& key) {
+  Sep();
+  out_ += Quote(key) + ":";
+  return *this;
+}
+
+Json& Json::BeginObject() {
+  Sep();
+  out_ += "{";
+  return *this;
+}
+Json& Json::BeginObjectIn(const std::string& key) {
+  Key(key);
+  out_ += "{";
+  return *this;
+}
+Json& Json::EndObject() {
+  out_ += "}";
+  need_comma_ = true;
+  return *this;
+}
+Json& Json::BeginArray(const std::string& key) {
+  if (key.empty()) Sep(); else Key(key);
+  out_ += "[";
+  return *this;
+}
+Json& Json::EndArray() {
+  out_ += "]";
+  need_comma_ = true;
+  return *this;
+}
+Json& Json::Str(const std::string& key, const std::string& v) {
+  Key(key);
+  out_ += Quote(v);
+  need_comma_ = true;
+  return *this;
+}
+Json& Json::Num(const std::string& key, double v) {
+  Key(key);
+  char buf[64];
+  if (std::isfinite(v)) std::snprintf(buf, sizeof buf, "%.6g", v);
+  else std::snprintf(buf, sizeof buf, "null");
+  out_ += buf;
+  need_comma_ = true;
+  return *this;
+}
+Json& Json::Uint(const std::string& key, uint64_t v) {
+  Key(key);
+  out_ += std::to_string(v);
+  need_comma_ = true;
+  return *this;
+}
+Json& Json::Bool(const std::string& key, bool v) {
+  Key(key);
+  out_ += v ? "true" : "false";
+  need_comma_ = true;
+  return *this;
+}
+
+}  // namespace kf::cli

@@ -1,0 +1,22 @@
+// A template loaded for cloning: its validated state and its memory in a
+// sealed memfd. Loaded once per zygote; every clone maps the memfd privately.
+#pragma once
+
+#include <string>
+
+#include "snapshot/template_state.h"
+#include "vmm-glue/unique_fd.h"
+
+namespace kf {
+
+struct LoadedTemplate {
+  std::string dir;
+  TemplateState state;
+  UniqueFd memory;  // sealed memfd of state.mem_size bytes
+};
+
+// Reads and checks the template (version, sizes, checksums) and fills the
+// memfd. Refuses a damaged template with an error naming what is wrong.
+Result<LoadedTemplate> LoadTemplate(const std::string& dir);
+
+}  // namespace kf

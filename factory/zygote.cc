@@ -1,0 +1,237 @@
+#include "factory/zygote.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "factory/clock.h"
+
+namespace kf {
+
+namespace {
+
+constexpr uint32_t kZygoteMagic = 0x4b465a59;  // "KFZY"
+
+struct ZygoteRequest {
+  uint32_t magic = kZygoteMagic;
+  uint32_t mergeable = 0;
+};
+
+struct ZygoteReply {
+  uint32_t magic = kZygoteMagic;
+  int32_t pid = -1;
+  uint64_t fork_ns = 0;
+  char error[200] = {};
+};
+
+int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+Status SendWithFds(int sock, const void* buf, size_t len, const int* fds, int nfds) {
+  iovec iov{const_cast<void*>(buf), len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 2)] = {};
+  if (nfds > 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    std::memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+  }
+  while (::sendmsg(sock, &msg, MSG_NOSIGNAL) < 0) {
+    if (errno != EINTR) return Error::Sys("sendmsg to zygote peer");
+  }
+  return Status::Ok();
+}
+
+// Receives one message and up to two fds. Returns bytes received (0 = EOF).
+Result<ssize_t> RecvWithFds(int sock, void* buf, size_t len, UniqueFd* fds, int max_fds) {
+  iovec iov{buf, len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 2)] = {};
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return Error::Sys("recvmsg from zygote");
+  int got = 0;
+  for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+    int count = static_cast<int>((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    for (int i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+      if (got < max_fds) fds[got++].Reset(fd);
+      else ::close(fd);
+    }
+  }
+  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return Error("zygote message truncated");
+  return n;
+}
+
+void ReplyError(int sock, const std::string& what) {
+  ZygoteReply reply;
+  std::snprintf(reply.error, sizeof reply.error, "%s", what.c_str());
+  (void)SendWithFds(sock, &reply, sizeof reply, nullptr, 0);
+}
+
+// The sandbox child: becomes the VMM for one clone, then exits.
+[[noreturn]] void SandboxChild(const Kvm& kvm, const LoadedTemplate& tmpl, int control_fd,
+                               const SandboxOptions& options, uint64_t fork_ns) {
+  SandboxTimings timings;
+  timings.fork_ns = fork_ns;
+  timings.child_start_ns = MonotonicNs();
+  ::signal(SIGCHLD, SIG_DFL);
+  Status s = RunSandboxVmm(kvm, tmpl, control_fd, options, timings);
+  if (!s.ok()) {
+    std::fprintf(stderr, "kata-factory sandbox %d: %s\n", getpid(), s.error().message().c_str());
+    ::_exit(1);
+  }
+  ::_exit(0);
+}
+
+[[noreturn]] void ZygoteMain(LoadedTemplate tmpl, int sock) {
+  ::prctl(PR_SET_NAME, "kf-zygote");
+  // Children are reaped by the kernel; requesters watch them via pidfds.
+  struct sigaction sa {};
+  sa.sa_handler = SIG_IGN;
+  sa.sa_flags = SA_NOCLDWAIT;
+  ::sigaction(SIGCHLD, &sa, nullptr);
+  auto kvm = Kvm::Open();
+  for (;;) {
+    ZygoteRequest req;
+    ssize_t n = ::recv(sock, &req, sizeof req, 0);
+    if (n == 0) ::_exit(0);  // the requester is gone
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ::_exit(1);
+    }
+    if (n != sizeof req || req.magic != kZygoteMagic) {
+      ReplyError(sock, "malformed zygote request");
+      continue;
+    }
+    if (!kvm.ok()) {
+      ReplyError(sock, kvm.error().message());
+      continue;
+    }
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
+      ReplyError(sock, Error::Sys("socketpair").message());
+      continue;
+    }
+    SandboxOptions options;
+    options.mergeable = req.mergeable != 0;
+    const uint64_t fork_ns = MonotonicNs();
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(sock);
+      ::close(pair[0]);
+      SandboxChild(*kvm, tmpl, pair[1], options, fork_ns);
+    }
+    ::close(pair[1]);
+    if (pid < 0) {
+      ::close(pair[0]);
+      ReplyError(sock, Error::Sys("fork").message());
+      continue;
+    }
+    int pidfd = PidfdOpen(pid);
+    ZygoteReply reply;
+    reply.pid = pid;
+    reply.fork_ns = fork_ns;
+    int fds[2] = {pair[0], pidfd};
+    (void)SendWithFds(sock, &reply, sizeof reply, fds, pidfd >= 0 ? 2 : 1);
+    ::close(pair[0]);
+    if (pidfd >= 0) ::close(pidfd);
+  }
+}
+
+}  // namespace
+
+Result<Zygote> Zygote::Spawn(LoadedTemplate tmpl) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+    return Error::Sys("socketpair for zygote");
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int err = errno;
+    ::close(pair[0]);
+    ::close(pair[1]);
+    return Error::Sys("fork zygote", err);
+  }
+  if (pid == 0) {
+    ::close(pair[0]);
+    // The zygote dies with its requester; its sandboxes do not (they end
+    // when their own control sockets close).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ZygoteMain(std::move(tmpl), pair[1]);
+  }
+  ::close(pair[1]);
+  Zygote z;
+  z.pid_ = pid;
+  z.socket_.Reset(pair[0]);
+  return z;
+}
+
+Zygote::~Zygote() {
+  if (pid_ > 0) {
+    socket_.Reset();  // EOF: the zygote exits
+    int status;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+Result<CloneHandle> Zygote::Clone(const SandboxOptions& options) {
+  ZygoteRequest req;
+  req.mergeable = options.mergeable ? 1 : 0;
+  if (::send(socket_.get(), &req, sizeof req, MSG_NOSIGNAL) < 0)
+    return Error::Sys("send clone request to zygote");
+  ZygoteReply reply;
+  UniqueFd fds[2];
+  ASSIGN_OR_RETURN(ssize_t n, RecvWithFds(socket_.get(), &reply, sizeof reply, fds, 2));
+  if (n == 0) return Error("zygote exited");
+  if (n != sizeof reply || reply.magic != kZygoteMagic) return Error("malformed zygote reply");
+  if (reply.pid <= 0) return Error(std::string("zygote: ") + reply.error);
+  if (!fds[0].valid()) return Error("zygote reply without a control socket");
+  CloneHandle h;
+  h.pid = reply.pid;
+  h.control = std::move(fds[0]);
+  h.pidfd = std::move(fds[1]);
+  h.fork_ns = reply.fork_ns;
+  return h;
+}
+
+Status ReleaseClone(CloneHandle& clone, int grace_ms) {
+  clone.control.Reset();
+  if (!clone.pidfd.valid()) return Status::Ok();
+  pollfd p{clone.pidfd.get(), POLLIN, 0};
+  int r;
+  do {
+    r = ::poll(&p, 1, grace_ms);
+  } while (r < 0 && errno == EINTR);
+  if (r == 0) {
+    ::syscall(SYS_pidfd_send_signal, clone.pidfd.get(), SIGKILL, nullptr, 0);
+    ::poll(&p, 1, grace_ms);
+  }
+  clone.pidfd.Reset();
+  return r == 0 ? Status(Error("sandbox " + std::to_string(clone.pid) +
+                               " did not stop in time; killed"))
+                : Status::Ok();
+}
+
+}  // namespace kf

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what kata-factory needs to build, test and run, from Debian's
+# packages only. Idempotent: installs nothing when everything is there.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc
+  liburing-dev libjemalloc-dev libxxhash-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3
+  # The nested test tier and guest images (scripts/nested-kvm).
+  qemu-system-x86 busybox-static cpio lz4 kmod
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "setup: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+if [[ $(id -u) -ne 0 ]]; then
+  SUDO=sudo
+  command -v sudo >/dev/null || { echo "setup: not root and no sudo; install: ${missing[*]}" >&2; exit 1; }
+else
+  SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

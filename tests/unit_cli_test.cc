@@ -1,0 +1,79 @@
+// The kata-factory binary as a user meets it: bad input gets exit status 2
+// (usage) or 1 (failure) and a one-line reason, never a crash.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "factory/cli/args.h"
+
+namespace {
+
+struct CliRun {
+  int status;
+  std::string output;
+};
+
+CliRun Cli(const std::string& args) {
+  std::string cmd = std::string(KF_BINARY) + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 512> buf;
+  while (p && std::fgets(buf.data(), buf.size(), p)) out += buf.data();
+  int st = p ? ::pclose(p) : -1;
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+TEST(Cli, HelpTellsTheVerbs) {
+  CliRun r = Cli("--help");
+  EXPECT_EQ(r.status, 0);
+  for (const char* verb : {"demo", "template", "clone", "host"})
+    EXPECT_NE(r.output.find(verb), std::string::npos) << verb;
+  EXPECT_EQ(Cli("clone --help").status, 0);
+  EXPECT_EQ(Cli("template create --help").status, 0);
+}
+
+TEST(Cli, BadUsageIsExit2WithOneLine) {
+  for (const char* args : {"", "frobnicate", "clone", "clone /x --count", "clone /x --count abc",
+                           "clone /x --count -3", "clone /x --bogus", "template",
+                           "template create --guest windows --out /tmp/x", "template create"}) {
+    CliRun r = Cli(args);
+    EXPECT_EQ(r.status, 2) << "args: " << args << "\n" << r.output;
+  }
+  CliRun r = Cli("clone /x --bogus");
+  EXPECT_EQ(r.output, "kata-factory: unknown option --bogus (see --help)\n");
+}
+
+TEST(Cli, MissingOrDamagedTemplateIsExit1) {
+  CliRun r = Cli("template inspect /nonexistent/template");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("/nonexistent/template"), std::string::npos);
+  auto dir = std::filesystem::temp_directory_path() / "kf-cli-test-damaged";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "state.bin") << "not a template";
+  std::ofstream(dir / "memory.img") << "";
+  r = Cli("clone " + dir.string() + " --count 1");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Args, ParsesFlagsOptionsAndPositionals) {
+  auto a = kf::cli::Args::Parse({"dir", "--count", "5", "--json", "--mem-mib=64"}, {"json"},
+                                {"count", "mem-mib"});
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->positional().size(), 1u);
+  EXPECT_EQ(*a->GetUint("count", 0), 5u);
+  EXPECT_EQ(*a->GetUint("mem-mib", 0), 64u);
+  EXPECT_EQ(*a->GetUint("absent", 7), 7u);
+  EXPECT_TRUE(a->Has("json"));
+  EXPECT_FALSE(kf::cli::Args::Parse({"--json=1"}, {"json"}, {}).ok());
+  EXPECT_FALSE(kf::cli::Args::Parse({"--count"}, {}, {"count"}).ok());
+}
+
+}  // namespace
