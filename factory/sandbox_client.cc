@@ -12,8 +12,9 @@
 namespace kf {
 
 Result<SandboxReply> SandboxClient::Call(const SandboxRequest& request) {
-  size_t size = offsetof(SandboxRequest, data) + sizeof request.data;
-  if (::send(fd_, &request, size, MSG_NOSIGNAL) < 0) return Error::Sys("send to sandbox");
+  // Requests travel whole (sizeof, padding included): the VMM accepts
+  // exactly that size and nothing else.
+  if (::send(fd_, &request, sizeof request, MSG_NOSIGNAL) < 0) return Error::Sys("send to sandbox");
   pollfd p{fd_, POLLIN, 0};
   int r;
   do {

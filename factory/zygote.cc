@@ -187,13 +187,24 @@ Result<Zygote> Zygote::Spawn(LoadedTemplate tmpl) {
   return z;
 }
 
-Zygote::~Zygote() {
-  if (pid_ > 0) {
-    socket_.Reset();  // EOF: the zygote exits
-    int status;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
+Zygote::~Zygote() { Stop(); }
+
+Zygote& Zygote::operator=(Zygote&& other) noexcept {
+  if (this != &other) {
+    Stop();
+    socket_ = std::move(other.socket_);
+    pid_ = std::exchange(other.pid_, -1);
   }
+  return *this;
+}
+
+void Zygote::Stop() {
+  if (pid_ <= 0) return;
+  socket_.Reset();  // EOF: the zygote exits
+  int status;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
 }
 
 Result<CloneHandle> Zygote::Clone(const SandboxOptions& options) {

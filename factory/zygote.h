@@ -13,6 +13,8 @@
 // requester watches each sandbox through its pidfd.
 #pragma once
 
+#include <utility>
+
 #include <sys/types.h>
 
 #include <string>
@@ -37,14 +39,20 @@ class Zygote {
   // single-threaded (fork() in a threaded process copies only one thread).
   static Result<Zygote> Spawn(LoadedTemplate tmpl);
   Zygote() = default;
-  Zygote(Zygote&&) = default;
-  Zygote& operator=(Zygote&&) = default;
+  // Moves hand over the process: a moved-from Zygote owns nothing and its
+  // destructor must not wait for the process (it would wait forever, since
+  // the socket that tells the zygote to exit went with the move).
+  Zygote(Zygote&& other) noexcept
+      : pid_(std::exchange(other.pid_, -1)), socket_(std::move(other.socket_)) {}
+  Zygote& operator=(Zygote&& other) noexcept;
   ~Zygote();
 
   Result<CloneHandle> Clone(const SandboxOptions& options);
   pid_t pid() const { return pid_; }
 
  private:
+  void Stop();  // closes the socket and reaps the zygote
+
   pid_t pid_ = -1;
   UniqueFd socket_;
 };

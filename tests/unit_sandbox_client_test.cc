@@ -20,11 +20,16 @@ struct Pair {
   int fds[2];
 };
 
-// Answers one request with `reply` truncated to `size` bytes.
+// Answers one request with `reply` truncated to `size` bytes; like the real
+// VMM, it answers kVmmStatusBadRequest to a request that is not exactly
+// sizeof(SandboxRequest) bytes.
 std::thread Answer(int fd, SandboxReply reply, size_t size) {
-  return std::thread([=] {
-    SandboxRequest req;
-    if (::recv(fd, &req, sizeof req, 0) > 0) ::send(fd, &reply, size, 0);
+  return std::thread([=]() mutable {
+    char req[sizeof(SandboxRequest) + 1];
+    ssize_t n = ::recv(fd, req, sizeof req, 0);
+    if (n <= 0) return;
+    if (static_cast<size_t>(n) != sizeof(SandboxRequest)) reply.status = kVmmStatusBadRequest;
+    ::send(fd, &reply, size, 0);
   });
 }
 

@@ -2,10 +2,12 @@
 // memory view, Result/Status.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <vector>
 
 #include "vmm-glue/guest_memory.h"
 #include "vmm-glue/io_bus.h"
+#include "vmm-glue/kvm_abi.h"
 #include "vmm-glue/result.h"
 
 namespace kf {
@@ -125,3 +127,27 @@ TEST(Result, MacrosPropagate) {
 
 }  // namespace
 }  // namespace kf
+
+// The kernel reads kvm_msrs as {u32 nmsrs; u32 pad; kvm_msr_entry entries[]}:
+// the first entry's index must be at byte 8, whatever C++ thinks of the
+// header's flexible array (see kvm_abi.h).
+TEST(KvmAbi, MsrsBufferHasTheKernelLayout) {
+  kf::kvm_abi::MsrsBuffer msrs(2);
+  msrs.set(1, kvm_msr_entry{.index = 0xc0000080, .data = 0x1234});
+  const auto* bytes = static_cast<const uint8_t*>(msrs.data());
+  uint32_t count, index;
+  uint64_t data;
+  std::memcpy(&count, bytes, 4);
+  std::memcpy(&index, bytes + 8 + 16, 4);
+  std::memcpy(&data, bytes + 8 + 16 + 8, 8);
+  EXPECT_EQ(count, 2u);
+  EXPECT_EQ(index, 0xc0000080u);
+  EXPECT_EQ(data, 0x1234u);
+  EXPECT_EQ(msrs.elements().size(), 2u);
+}
+
+TEST(KvmAbi, ElementsNeverReadPastTheBuffer) {
+  kf::kvm_abi::MsrListBuffer list(3);
+  list.set_count(1000);  // as a confused kernel or caller might leave it
+  EXPECT_EQ(list.elements().size(), 3u);
+}

@@ -1,5 +1,7 @@
 #include "vmm-glue/kvm.h"
 
+#include "vmm-glue/kvm_abi.h"
+
 #include <fcntl.h>
 #include <sys/ioctl.h>
 
@@ -27,26 +29,20 @@ int Kvm::CheckExtension(int cap) const {
 namespace {
 
 Result<std::vector<uint32_t>> ReadMsrIndexList(int fd) {
-  // First call with nmsrs = 0 tells the size (E2BIG).
-  kvm_msr_list probe{};
-  if (::ioctl(fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
+  // First call with nmsrs = 0 tells the size (E2BIG, nmsrs set to the count).
+  kvm_abi::MsrListBuffer probe(0);
+  if (IoctlRetry(fd, kvm_abi::kGetMsrIndexList, probe.data()) == 0) return std::vector<uint32_t>{};
+  if (errno != E2BIG) return IoctlError("KVM_GET_MSR_INDEX_LIST");
+  kvm_abi::MsrListBuffer list(probe.count());
+  if (IoctlRetry(fd, kvm_abi::kGetMsrIndexList, list.data()) < 0)
     return IoctlError("KVM_GET_MSR_INDEX_LIST");
-  std::vector<uint8_t> buf(sizeof(kvm_msr_list) + probe.nmsrs * sizeof(uint32_t));
-  auto* list = reinterpret_cast<kvm_msr_list*>(buf.data());
-  list->nmsrs = probe.nmsrs;
-  if (IoctlRetry(fd, KVM_GET_MSR_INDEX_LIST, list) < 0)
-    return IoctlError("KVM_GET_MSR_INDEX_LIST");
-  return std::vector<uint32_t>(list->indices, list->indices + list->nmsrs);
+  return list.elements();
 }
 
 Result<std::vector<kvm_cpuid_entry2>> ReadSupportedCpuid(int fd) {
   for (uint32_t n = 64; n <= 4096; n *= 2) {
-    std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2));
-    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.data());
-    cpuid->nent = n;
-    if (IoctlRetry(fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
-      return std::vector<kvm_cpuid_entry2>(cpuid->entries,
-                                           cpuid->entries + cpuid->nent);
+    kvm_abi::Cpuid2Buffer cpuid(n);
+    if (IoctlRetry(fd, kvm_abi::kGetSupportedCpuid, cpuid.data()) == 0) return cpuid.elements();
     if (errno != E2BIG) return IoctlError("KVM_GET_SUPPORTED_CPUID");
   }
   return Error("KVM_GET_SUPPORTED_CPUID: more than 4096 entries");

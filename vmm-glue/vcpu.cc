@@ -1,5 +1,7 @@
 #include "vmm-glue/vcpu.h"
 
+#include "vmm-glue/kvm_abi.h"
+
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
@@ -54,11 +56,10 @@ Status Vcpu::CompletePendingExit() {
 }
 
 Status Vcpu::SetCpuid(const std::vector<kvm_cpuid_entry2>& entries) {
-  std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + entries.size() * sizeof(kvm_cpuid_entry2));
-  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.data());
-  cpuid->nent = static_cast<uint32_t>(entries.size());
-  std::memcpy(cpuid->entries, entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
-  if (IoctlRetry(fd_.get(), KVM_SET_CPUID2, cpuid) < 0) return IoctlError("KVM_SET_CPUID2");
+  kvm_abi::Cpuid2Buffer cpuid(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) cpuid.set(i, entries[i]);
+  if (IoctlRetry(fd_.get(), kvm_abi::kSetCpuid2, cpuid.data()) < 0)
+    return IoctlError("KVM_SET_CPUID2");
   return Status::Ok();
 }
 
@@ -88,10 +89,6 @@ Status Vcpu::SetSregs(const kvm_sregs& sregs) {
 
 namespace {
 
-std::vector<uint8_t> MsrBuffer(size_t n) {
-  return std::vector<uint8_t>(sizeof(kvm_msrs) + n * sizeof(kvm_msr_entry));
-}
-
 std::string Hex(uint32_t v) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "0x%x", v);
@@ -101,30 +98,26 @@ std::string Hex(uint32_t v) {
 }  // namespace
 
 Result<std::vector<MsrValue>> Vcpu::GetMsrs(const std::vector<uint32_t>& indices) const {
-  auto buf = MsrBuffer(indices.size());
-  auto* msrs = reinterpret_cast<kvm_msrs*>(buf.data());
-  msrs->nmsrs = static_cast<uint32_t>(indices.size());
-  for (size_t i = 0; i < indices.size(); ++i) msrs->entries[i].index = indices[i];
-  int n = IoctlRetry(fd_.get(), KVM_GET_MSRS, msrs);
+  kvm_abi::MsrsBuffer msrs(indices.size());
+  for (size_t i = 0; i < indices.size(); ++i) msrs.set(i, kvm_msr_entry{.index = indices[i]});
+  int n = IoctlRetry(fd_.get(), kvm_abi::kGetMsrs, msrs.data());
   if (n < 0) return IoctlError("KVM_GET_MSRS");
   if (static_cast<size_t>(n) != indices.size())
     return Error("KVM_GET_MSRS: read " + std::to_string(n) + " of " +
                  std::to_string(indices.size()) + " MSRs, failed at " + Hex(indices[n]));
   std::vector<MsrValue> out(indices.size());
-  for (size_t i = 0; i < indices.size(); ++i)
-    out[i] = {msrs->entries[i].index, msrs->entries[i].data};
+  for (size_t i = 0; i < indices.size(); ++i) {
+    kvm_msr_entry e = msrs.get(i);
+    out[i] = {e.index, e.data};
+  }
   return out;
 }
 
 Status Vcpu::SetMsrs(const std::vector<MsrValue>& values) {
-  auto buf = MsrBuffer(values.size());
-  auto* msrs = reinterpret_cast<kvm_msrs*>(buf.data());
-  msrs->nmsrs = static_cast<uint32_t>(values.size());
-  for (size_t i = 0; i < values.size(); ++i) {
-    msrs->entries[i].index = values[i].index;
-    msrs->entries[i].data = values[i].value;
-  }
-  int n = IoctlRetry(fd_.get(), KVM_SET_MSRS, msrs);
+  kvm_abi::MsrsBuffer msrs(values.size());
+  for (size_t i = 0; i < values.size(); ++i)
+    msrs.set(i, kvm_msr_entry{.index = values[i].index, .data = values[i].value});
+  int n = IoctlRetry(fd_.get(), kvm_abi::kSetMsrs, msrs.data());
   if (n < 0) return IoctlError("KVM_SET_MSRS");
   if (static_cast<size_t>(n) != values.size())
     return Error("KVM_SET_MSRS: wrote " + std::to_string(n) + " of " +
@@ -157,9 +150,9 @@ Result<VcpuState> Vcpu::CaptureState(const std::vector<uint32_t>& msr_indices,
   ASSIGN_OR_RETURN(s.regs, GetRegs());
   ASSIGN_OR_RETURN(s.sregs, GetSregs());
   if (host_->xsave_size > 0 || host_->has_xsave) {
-    size_t size = std::max<size_t>(host_->xsave_size, sizeof(kvm_xsave));
+    size_t size = std::max<size_t>(host_->xsave_size, kvm_abi::kXsaveLegacySize);
     s.xsave.assign(size, 0);
-    unsigned long req = host_->xsave_size > 0 ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
+    unsigned long req = host_->xsave_size > 0 ? kvm_abi::kGetXsave2 : kvm_abi::kGetXsave;
     if (IoctlRetry(fd, req, s.xsave.data()) < 0)
       return IoctlError(host_->xsave_size > 0 ? "KVM_GET_XSAVE2" : "KVM_GET_XSAVE");
   } else {
@@ -226,15 +219,15 @@ Status Vcpu::RestoreState(const VcpuState& s) {
   RETURN_IF_ERROR(SetRegs(s.regs));
   RETURN_IF_ERROR(SetSregs(s.sregs));
   if (!s.xsave.empty()) {
-    if (s.xsave.size() < sizeof(kvm_xsave))
+    if (s.xsave.size() < kvm_abi::kXsaveLegacySize)
       return Error("xsave area of " + std::to_string(s.xsave.size()) + " bytes is too small");
-    size_t host_size = std::max<size_t>(host_->xsave_size, sizeof(kvm_xsave));
+    size_t host_size = std::max<size_t>(host_->xsave_size, kvm_abi::kXsaveLegacySize);
     if (s.xsave.size() > host_size)
       return Error("xsave area of " + std::to_string(s.xsave.size()) +
                    " bytes is larger than this host's (" + std::to_string(host_size) + ")");
     std::vector<uint8_t> copy(host_size, 0);
     std::memcpy(copy.data(), s.xsave.data(), s.xsave.size());
-    if (IoctlRetry(fd, KVM_SET_XSAVE, copy.data()) < 0) return IoctlError("KVM_SET_XSAVE");
+    if (IoctlRetry(fd, kvm_abi::kSetXsave, copy.data()) < 0) return IoctlError("KVM_SET_XSAVE");
   } else if (s.fpu) {
     kvm_fpu fpu = *s.fpu;
     if (IoctlRetry(fd, KVM_SET_FPU, &fpu) < 0) return IoctlError("KVM_SET_FPU");
