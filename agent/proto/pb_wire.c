@@ -50,7 +50,7 @@ static void put_raw(struct kf_pb_writer* w, const void* data, size_t n) {
     w->status = KF_PB_ERR_NO_SPACE;
     return;
   }
-  kf_pb_copy(w->buf + w->len, data, n);
+  if (w->buf != 0) kf_pb_copy(w->buf + w->len, data, n);
   w->len += n;
 }
 

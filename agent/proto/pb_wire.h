@@ -64,6 +64,7 @@ struct kf_pb_writer {
   int status;
 };
 
+/* buf = NULL: a sizing writer, which counts bytes and writes none. */
 void kf_pb_writer_init(struct kf_pb_writer* w, uint8_t* buf, size_t cap);
 void kf_pb_put_varint(struct kf_pb_writer* w, uint64_t v);
 void kf_pb_put_tag(struct kf_pb_writer* w, uint32_t field, enum kf_pb_wire_type type);
