@@ -1,15 +1,24 @@
 #include "factory/bare_template.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
+#include <thread>
 
 #include <xxhash.h>
 
 #include "agent/bare/bare_abi.h"
+#include "factory/agent_client.h"
+#include "factory/bare_ports.h"
 #include "factory/clock.h"
 #include "memshare/guest_backing.h"
 #include "snapshot/template_files.h"
@@ -24,41 +33,50 @@ namespace {
 volatile bool g_boot_timed_out = false;
 void OnAlarm(int) { g_boot_timed_out = true; }
 
-// Ports while the template boots: READY ends the boot; the first wait after
-// it is where we stop (with "no work" as the value of the pending `in`).
-class BootPort : public IoDevice {
+// The template's own agent connection, made from a second thread while the
+// vCPU thread serves the device: it proves the agent answers over vsock
+// before the snapshot, and leaves one live connection in the captured table
+// that every clone must reset.
+class TemplateProbe {
  public:
-  explicit BootPort(const kf_mailbox* mb) : mb_(mb) {}
-  bool ready() const { return ready_; }
-  bool panicked() const { return panicked_; }
-  uint64_t ready_ns() const { return ready_ns_; }
-  uint64_t init_hash() const { return init_hash_; }
-
-  IoAction Read(uint64_t port, std::span<uint8_t> data) override {
-    std::memset(data.data(), 0, data.size());  // 0 = no request
-    return port == KF_PORT_WAIT && ready_ ? IoAction::kStop : IoAction::kContinue;
+  explicit TemplateProbe(UniqueFd client_end) : fd_(std::move(client_end)) {}
+  ~TemplateProbe() {
+    if (thread_.joinable()) thread_.join();
   }
-  IoAction Write(uint64_t port, std::span<const uint8_t> data) override {
-    if (port != KF_PORT_SIGNAL || data.size() != 4) return IoAction::kContinue;
-    uint32_t signal;
-    std::memcpy(&signal, data.data(), 4);
-    if (signal == KF_SIGNAL_READY) {
-      ready_ = true;
-      ready_ns_ = MonotonicNs();
-      init_hash_ = mb_->ret[1];
-    } else if (signal == KF_SIGNAL_PANIC) {
-      panicked_ = true;
-      return IoAction::kStop;
-    }
-    return IoAction::kContinue;
+
+  Status Start(int wake_fd) {
+    wake_fd_ = wake_fd;
+    thread_ = std::thread([this] { Run(); });
+    return Status::Ok();
+  }
+  bool done() const { return done_.load(); }
+  // Valid once done(): the agent's Ready, or why it could not be reached.
+  const Result<AgentClient>& client() const { return *client_; }
+  Result<uint64_t> ping_result() const { return ping_; }
+  void Join() {
+    if (thread_.joinable()) thread_.join();
   }
 
  private:
-  const kf_mailbox* mb_;
-  bool ready_ = false;
-  bool panicked_ = false;
-  uint64_t ready_ns_ = 0;
-  uint64_t init_hash_ = 0;
+  void Run() {
+    // SIGALRM (the boot timeout) must interrupt the vCPU thread's KVM_RUN.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGALRM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    client_.emplace(AgentClient::Handshake(std::move(fd_)));
+    if (client_->ok()) ping_ = (*client_)->Ping(0x7e57);
+    done_.store(true);
+    const uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof one);
+  }
+
+  UniqueFd fd_;
+  int wake_fd_ = -1;
+  std::thread thread_;
+  std::atomic<bool> done_{false};
+  std::optional<Result<AgentClient>> client_;
+  Result<uint64_t> ping_ = Error("not run");
 };
 
 std::string CpuModel() {
@@ -71,6 +89,25 @@ std::string CpuModel() {
 
 }  // namespace
 
+std::string DescribeBarePanic(const GuestMemoryView& mem) {
+  const auto* boot = mem.As<kf_boot_info>(KF_BARE_BOOT_GPA);
+  if (boot == nullptr) return "no boot info";
+  // Guest-written: copied once, used only as numbers.
+  const uint32_t code = boot->panic_code;
+  const uint64_t detail = boot->panic_detail;
+  static const char* const kNames[] = {
+      "none", "bad boot info", "init range outside memory", "wrong MMIO window address",
+      "no virtio-mmio magic", "virtio-mmio version is not 2", "device is not vsock",
+      "device reset did not complete", "VIRTIO_F_VERSION_1 not offered",
+      "FEATURES_OK refused", "queue busy before setup", "queue missing",
+      "queue not ready after setup", "bad guest CID", "device failed after DRIVER_OK"};
+  const char* name = code < std::size(kNames) ? kNames[code] : "unknown";
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "panic code %u: %s, detail 0x%llx", code, name,
+                static_cast<unsigned long long>(detail));
+  return buf;
+}
+
 Result<BareBootResult> CreateBareTemplate(const Kvm& kvm, const BareTemplateOptions& o,
                                           std::span<const uint8_t> image,
                                           const std::string& out_dir) {
@@ -82,6 +119,7 @@ Result<BareBootResult> CreateBareTemplate(const Kvm& kvm, const BareTemplateOpti
   BareBootConfig boot;
   boot.init_size = o.init_bytes;
   boot.seed = o.seed;
+  boot.flags = o.hostile ? KF_BOOT_FLAG_HOSTILE : 0;
   RETURN_IF_ERROR(LoadBareImage(view, image, boot));
 
   const uint64_t start_ns = MonotonicNs();
@@ -89,27 +127,80 @@ Result<BareBootResult> CreateBareTemplate(const Kvm& kvm, const BareTemplateOpti
   RETURN_IF_ERROR(vm.SetMemorySlot(0, 0, o.mem_bytes, memory.data()));
   ASSIGN_OR_RETURN(Vcpu vcpu, vm.CreateVcpu(0));
   RETURN_IF_ERROR(SetupBareVcpu(vcpu, kvm.info().supported_cpuid));
+  ASSIGN_OR_RETURN(auto vsock, vsock::HybridVsock::Create(view, KF_BARE_VSOCK_MMIO_GPA, {}));
 
-  BootPort port(view.As<kf_mailbox>(KF_BARE_MAILBOX_GPA));
+  // The probe's socketpair: its far end is a client of the device, as if it
+  // had connected to agent.sock.
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+    return Error::Sys("socketpair for the template probe");
+  UniqueFd device_end(pair[0]);
+  TemplateProbe probe{UniqueFd(pair[1])};
+  UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake.valid()) return Error::Sys("eventfd");
+  bool probe_started = false;
+
+  BareGuestPorts* ports_ptr = nullptr;
+  BareGuestPorts::Hooks hooks;
+  hooks.interrupt = &g_boot_timed_out;
+  hooks.extra_fd = wake.get();
+  hooks.on_extra_fd = [&]() -> Result<bool> {
+    uint64_t n;
+    (void)!::read(wake.get(), &n, sizeof n);
+    return false;  // the next idle wait decides
+  };
+  // Stop at the first idle wait after READY (hostile guests), or after the
+  // probe has its answers.
+  hooks.stop_when_idle = [&]() {
+    if (!ports_ptr->ready()) return false;
+    if (o.hostile) return true;
+    if (!probe_started) {
+      probe_started = true;
+      Status s = vsock->AddClient(std::move(device_end));
+      if (!s.ok()) return true;  // reported below: the probe never finishes
+      (void)probe.Start(wake.get());
+      return false;
+    }
+    return probe.done();
+  };
+  BareGuestPorts ports(vsock.get(), std::move(hooks));
+  ports_ptr = &ports;
   IoBus bus;
-  RETURN_IF_ERROR(bus.AddPio(KF_PORT_SIGNAL, 8, &port, "bare-agent"));
+  RETURN_IF_ERROR(bus.AddPio(KF_PORT_SIGNAL, 8, &ports, "bare-ports"));
+  RETURN_IF_ERROR(bus.AddMmio(KF_BARE_VSOCK_MMIO_GPA, vsock::kMmioWindowSize, vsock->mmio(),
+                              "virtio-vsock"));
+
   g_boot_timed_out = false;
   struct sigaction sa {}, old {};
-  sa.sa_handler = OnAlarm;  // no SA_RESTART: KVM_RUN returns EINTR
+  sa.sa_handler = OnAlarm;  // no SA_RESTART: KVM_RUN and poll return EINTR
   ::sigaction(SIGALRM, &sa, &old);
   ::alarm(static_cast<unsigned>(o.boot_timeout_s));
   auto stopped = RunVcpu(vcpu, bus, &g_boot_timed_out);
   ::alarm(0);
   ::sigaction(SIGALRM, &old, nullptr);
   if (!stopped.ok()) return stopped.error().Context("booting the bare guest");
-  if (*stopped == StopReason::kInterrupted)
-    return Error("the bare guest did not signal READY within " +
-                 std::to_string(o.boot_timeout_s) + " s");
+  if (ports.failure() != nullptr) return ports.failure()->Context("booting the bare guest");
+  if (ports.panicked())
+    return Error("the bare guest panicked while booting (" + DescribeBarePanic(view) + ")");
   if (*stopped == StopReason::kShutdown)
     return Error("the bare guest crashed while booting (triple fault)");
-  if (port.panicked())
-    return Error("the bare guest panicked while booting (status " +
-                 std::to_string(view.As<kf_mailbox>(KF_BARE_MAILBOX_GPA)->status) + ")");
+  if (g_boot_timed_out || *stopped == StopReason::kInterrupted)
+    return Error(std::string(ports.ready() ? "the agent did not answer over vsock"
+                                           : "the bare guest did not signal READY") +
+                 " within " + std::to_string(o.boot_timeout_s) + " s");
+
+  BareBootResult result;
+  result.boot_ns = ports.ready_ns() - start_ns;
+  if (!o.hostile) {
+    probe.Join();
+    if (!probe.client().ok()) return probe.client().error().Context("template agent probe");
+    if (!probe.ping_result().ok())
+      return probe.ping_result().error().Context("template agent probe");
+    const auto& ready = probe.client()->ready();
+    if (ready.init_bytes() != (o.init_bytes & ~7ull) || ready.mem_total() != o.mem_bytes)
+      return Error("the agent's Ready does not match the boot parameters");
+    result.init_hash = ready.init_hash();
+  }
 
   // Finish the pending `in` so the vCPU sits at an instruction boundary.
   RETURN_IF_ERROR(vcpu.CompletePendingExit());
@@ -126,6 +217,7 @@ Result<BareBootResult> CreateBareTemplate(const Kvm& kvm, const BareTemplateOpti
   ASSIGN_OR_RETURN(VcpuState vs, vcpu.CaptureState(msrs, kvm.info().supported_cpuid));
   state.vcpus.push_back(std::move(vs));
   ASSIGN_OR_RETURN(state.vm, vm.CaptureState());
+  state.vsock = vsock->Save();
   utsname uts{};
   ::uname(&uts);
   state.host.kernel_release = uts.release;
@@ -133,9 +225,6 @@ Result<BareBootResult> CreateBareTemplate(const Kvm& kvm, const BareTemplateOpti
   state.host.is_pvm = kvm.info().is_pvm;
   RETURN_IF_ERROR(WriteTemplate(out_dir, std::move(state),
                                 std::span<const uint8_t>(memory.data(), memory.size())));
-  BareBootResult result;
-  result.boot_ns = port.ready_ns() - start_ns;
-  result.init_hash = port.init_hash();
   return result;
 }
 

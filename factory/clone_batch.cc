@@ -1,7 +1,11 @@
 #include "factory/clone_batch.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 
 #include "factory/clock.h"
 #include "factory/sandbox_client.h"
@@ -18,6 +22,17 @@ uint64_t Percentile(std::vector<uint64_t> values, double p) {
 
 Result<CloneBatch> CloneBatch::Run(LoadedTemplate tmpl, const CloneBatchOptions& o) {
   CloneBatch batch;
+  if (o.run_dir.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/kf-run-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) return Error::Sys("mkdtemp " + pattern);
+    batch.run_dir_ = pattern;
+    batch.own_run_dir_ = true;
+  } else {
+    if (::mkdir(o.run_dir.c_str(), 0700) < 0 && errno != EEXIST)
+      return Error::Sys("mkdir " + o.run_dir);
+    batch.run_dir_ = o.run_dir;
+  }
   const uint64_t mem_size = tmpl.state.mem_size;
   ASSIGN_OR_RETURN(Zygote z, Zygote::Spawn(std::move(tmpl)));
   batch.zygote_ = std::make_unique<Zygote>(std::move(z));
@@ -26,26 +41,43 @@ Result<CloneBatch> CloneBatch::Run(LoadedTemplate tmpl, const CloneBatchOptions&
   const uint64_t wall_start = MonotonicNs();
   SandboxOptions sandbox_options;
   sandbox_options.mergeable = o.mergeable;
+  std::vector<uint64_t> rtts;
   for (int i = 0; i < o.count; ++i) {
+    const std::string id = "clone-" + std::to_string(i);
+    const std::string dir = batch.run_dir_ + "/" + id;
+    if (::mkdir(dir.c_str(), 0700) < 0) return Error::Sys("mkdir " + dir);
+    batch.clone_dirs_.push_back(dir);
+    sandbox_options.agent_sock = dir + "/agent.sock";
     const uint64_t t0 = MonotonicNs();
     auto clone = batch.zygote_->Clone(sandbox_options);
-    if (!clone.ok()) return clone.error().Context("clone " + std::to_string(i));
-    SandboxClient client(clone->control.get());
-    auto ping = client.Ping(0x1234 + i);
+    if (!clone.ok()) return clone.error().Context(id);
+    batch.clones_.push_back(std::move(*clone));
+    const CloneHandle& handle = batch.clones_.back();
+    auto agent = ConnectAgent(handle);
+    if (!agent.ok()) return agent.error().Context(id + " agent");
+    auto ping = agent->Ping(0x1234 + i);
     const uint64_t t1 = MonotonicNs();
-    if (!ping.ok()) return ping.error().Context("clone " + std::to_string(i) + " first ping");
+    if (!ping.ok()) return ping.error().Context(id + " first ping");
+    SandboxClient client(handle.control.get());
     CloneRecord r;
     r.index = i;
-    r.pid = clone->pid;
+    r.pid = handle.pid;
     r.clone_to_ping_ns = t1 - t0;
-    r.fork_to_ping_ns = t1 - clone->fork_ns;
+    r.fork_to_ping_ns = t1 - handle.fork_ns;
     auto timings = client.Timings();
     if (timings.ok()) r.timings = *timings;
     if (o.set_identity) {
-      ASSIGN_OR_RETURN(Identity id, FreshIdentity("clone-" + std::to_string(i)));
-      RETURN_IF_ERROR(client.SetIdentity(id));
+      ASSIGN_OR_RETURN(Identity identity, FreshIdentity(id));
+      auto set = agent->SetIdentity(identity);
+      if (!set.ok()) return set.error().Context(id);
     }
-    batch.clones_.push_back(std::move(*clone));
+    for (int k = 0; k < o.pings; ++k) {
+      const uint64_t p0 = MonotonicNs();
+      auto again = agent->Ping(k);
+      if (!again.ok()) return again.error().Context(id + " ping " + std::to_string(k));
+      rtts.push_back(MonotonicNs() - p0);
+    }
+    batch.agents_.push_back(std::move(*agent));
     batch.records_.push_back(r);
     if (o.progress) o.progress(i + 1, o.count);
   }
@@ -73,18 +105,28 @@ Result<CloneBatch> CloneBatch::Run(LoadedTemplate tmpl, const CloneBatchOptions&
   s.max_ns = Percentile(lat, 100);
   s.fork_p50_ns = Percentile(fork_lat, 50);
   s.fork_p99_ns = Percentile(fork_lat, 99);
+  s.rtt_count = rtts.size();
+  s.rtt_p50_ns = Percentile(rtts, 50);
+  s.rtt_p99_ns = Percentile(rtts, 99);
   s.kvm_estimate_per_clone = EstimateKvmVmBytes(mem_size, 1);
   return batch;
 }
 
 Status CloneBatch::Release() {
   Status first;
+  agents_.clear();
   for (auto& c : clones_) {
     Status s = ReleaseClone(c);
     if (!s.ok() && first.ok()) first = s;
   }
   clones_.clear();
   zygote_.reset();
+  // A VMM unlinks its own agent.sock; one that was killed leaves it behind.
+  std::error_code ec;
+  for (const auto& dir : clone_dirs_) std::filesystem::remove_all(dir, ec);
+  clone_dirs_.clear();
+  if (own_run_dir_ && !run_dir_.empty()) std::filesystem::remove_all(run_dir_, ec);
+  own_run_dir_ = false;
   return first;
 }
 

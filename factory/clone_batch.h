@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "factory/agent_client.h"
 #include "factory/zygote.h"
 
 namespace kf {
@@ -23,8 +24,12 @@ struct CloneRecord {
 
 struct CloneBatchOptions {
   int count = 1;
+  // Each clone's sockets go to RUN/clone-<i>/ (agent.sock). Empty: a fresh
+  // directory under $TMPDIR (or /tmp), removed on release.
+  std::string run_dir;
   bool mergeable = false;
   bool set_identity = true;   // send each clone a fresh identity after its first Ping
+  int pings = 0;              // extra Pings per clone, timed: round trip over agent.sock
   std::function<void(int done, int total)> progress;
 };
 
@@ -32,6 +37,7 @@ struct CloneSummary {
   int count = 0;
   uint64_t p50_ns = 0, p99_ns = 0, max_ns = 0;         // clone_to_ping
   uint64_t fork_p50_ns = 0, fork_p99_ns = 0;           // fork_to_ping
+  uint64_t rtt_count = 0, rtt_p50_ns = 0, rtt_p99_ns = 0;  // Ping round trips (pings > 0)
   uint64_t mem_available_delta = 0;                     // bytes, whole batch
   uint64_t pss_total = 0, rss_total = 0, private_dirty_total = 0;
   uint64_t kvm_estimate_per_clone = 0;
@@ -49,12 +55,19 @@ class CloneBatch {
   const std::vector<CloneRecord>& records() const { return records_; }
   const CloneSummary& summary() const { return summary_; }
   std::vector<CloneHandle>& clones() { return clones_; }
+  // The connection the batch made to each clone's agent (index = clone).
+  std::vector<AgentClient>& agents() { return agents_; }
+  const std::string& run_dir() const { return run_dir_; }
   // Stops every clone (and then the zygote).
   Status Release();
 
  private:
   std::unique_ptr<Zygote> zygote_;
   std::vector<CloneHandle> clones_;
+  std::vector<AgentClient> agents_;
+  std::vector<std::string> clone_dirs_;  // made by the batch, removed on release
+  std::string run_dir_;
+  bool own_run_dir_ = false;             // made by the batch: removed too
   std::vector<CloneRecord> records_;
   CloneSummary summary_;
 };

@@ -38,6 +38,11 @@ std::string CloneReportText(const std::string& dir, const CloneBatch& batch, boo
                 MiB(s.rss_total) / n, MiB(s.private_dirty_total) / n,
                 MiB(s.kvm_estimate_per_clone));
   out += line;
+  if (s.rtt_count > 0) {
+    std::snprintf(line, sizeof line, "  Ping round trip over agent.sock (%llu pings): p50 %.3f ms  p99 %.3f ms\n",
+                  static_cast<unsigned long long>(s.rtt_count), Ms(s.rtt_p50_ns), Ms(s.rtt_p99_ns));
+    out += line;
+  }
   return out;
 }
 
@@ -50,6 +55,9 @@ std::string CloneReportJson(const std::string& dir, const CloneBatch& batch) {
       .Num("p50", Ms(s.p50_ns)).Num("p99", Ms(s.p99_ns)).Num("max", Ms(s.max_ns)).EndObject();
   j.BeginObjectIn("fork_to_ping_ms")
       .Num("p50", Ms(s.fork_p50_ns)).Num("p99", Ms(s.fork_p99_ns)).EndObject();
+  if (s.rtt_count > 0)
+    j.BeginObjectIn("ping_rtt_ms").Uint("count", s.rtt_count)
+        .Num("p50", Ms(s.rtt_p50_ns)).Num("p99", Ms(s.rtt_p99_ns)).EndObject();
   j.BeginObjectIn("memory_per_clone_bytes")
       .Num("mem_available_delta", s.mem_available_delta / n).Num("pss", s.pss_total / n)
       .Num("rss", s.rss_total / n).Num("private_dirty", s.private_dirty_total / n)

@@ -3,9 +3,11 @@
 #include <sys/socket.h>
 
 #include <cstddef>
-#include <cstdio>
 #include <cstring>
 
+#include "agent/bare/bare_abi.h"
+#include "factory/bare_ports.h"
+#include "factory/bare_template.h"
 #include "factory/clock.h"
 #include "memshare/guest_backing.h"
 #include "vmm-glue/guest_memory.h"
@@ -16,108 +18,46 @@ namespace kf {
 
 namespace {
 
-// The agent's paravirtual ports in a running clone. Requests come from the
-// control socket only while the guest waits on KF_PORT_WAIT, so one thread
-// serves both the vCPU and the socket, and an idle clone sleeps in recv().
-class SandboxAgentPort : public IoDevice {
- public:
-  SandboxAgentPort(GuestMemoryView mem, int control_fd, SandboxTimings* timings)
-      : mb_(mem.As<kf_mailbox>(KF_BARE_MAILBOX_GPA)), control_fd_(control_fd),
-        timings_(timings) {}
-
-  const Error* failure() const { return failed_ ? &failure_ : nullptr; }
-
-  IoAction Read(uint64_t port, std::span<uint8_t> data) override {
-    std::memset(data.data(), 0, data.size());
-    if (port != KF_PORT_WAIT || data.size() != 4) return IoAction::kContinue;
-    if (timings_->first_wait_ns == 0) timings_->first_wait_ns = MonotonicNs();
-    for (;;) {
-      SandboxRequest req;
-      ssize_t n = ::recv(control_fd_, &req, sizeof req, 0);
-      if (n == 0) return IoAction::kStop;  // requester released us
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Fail(Error::Sys("recv on control socket"));
-      }
-      if (static_cast<size_t>(n) != sizeof req || req.magic != kSandboxMsgMagic ||
-          req.len > KF_MAILBOX_DATA_MAX) {
-        ReplyError(kVmmStatusBadRequest);
-        continue;
-      }
-      if (req.op == kHostOpTimings) {
-        SandboxReply reply;
-        reply.len = sizeof(SandboxTimings);
-        std::memcpy(reply.data, timings_, sizeof(SandboxTimings));
-        Send(reply);
-        continue;
-      }
-      // A guest request: into the mailbox, then wake the guest.
-      mb_->op = req.op;
-      std::memcpy(mb_->arg, req.arg, sizeof req.arg);
-      std::memset(mb_->ret, 0, sizeof mb_->ret);
-      mb_->len = req.len;
-      std::memcpy(mb_->data, req.data, req.len);
-      mb_->seq = ++seq_;
-      uint32_t one = 1;
-      std::memcpy(data.data(), &one, 4);
-      return IoAction::kContinue;
-    }
+void Send(int fd, const SandboxReply& reply) {
+  // Only the header and the used part of data travel.
+  const size_t size = offsetof(SandboxReply, data) + reply.len;
+  while (::send(fd, &reply, size, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno == EINTR) {
   }
+}
 
-  IoAction Write(uint64_t port, std::span<const uint8_t> data) override {
-    if (port != KF_PORT_SIGNAL || data.size() != 4) return IoAction::kContinue;
-    uint32_t signal;
-    std::memcpy(&signal, data.data(), 4);
-    if (signal == KF_SIGNAL_PANIC)
-      return Fail(Error("guest panicked (status " + std::to_string(mb_->status) + ")"));
-    if (signal != KF_SIGNAL_DONE) return IoAction::kContinue;
-    // The answer is guest-written: copy it out once, then check it.
-    SandboxReply reply;
-    const uint64_t done_seq = mb_->done_seq;
-    const uint32_t len = mb_->len;
-    if (done_seq != seq_ || len > KF_MAILBOX_DATA_MAX) {
-      ReplyError(kVmmStatusGuestProtocol);
-      return IoAction::kContinue;
-    }
-    reply.status = mb_->status;
-    std::memcpy(reply.ret, mb_->ret, sizeof reply.ret);
-    reply.len = len;
-    std::memcpy(reply.data, mb_->data, len);
-    Send(reply);
-    return IoAction::kContinue;
+// One control request. Returns true when the requester has gone (EOF): the
+// sandbox then stops.
+Result<bool> ServeControl(int fd, const SandboxTimings& timings, const BareGuestPorts& ports) {
+  SandboxRequest req;
+  ssize_t n = ::recv(fd, &req, sizeof req, MSG_DONTWAIT);
+  if (n == 0) return true;
+  if (n < 0) {
+    if (errno == EINTR || errno == EAGAIN) return false;
+    if (errno == ECONNRESET) return true;
+    return Error::Sys("recv on control socket");
   }
-
- private:
-  IoAction Fail(Error e) {
-    failed_ = true;
-    failure_ = std::move(e);
-    return IoAction::kStop;
+  SandboxReply reply;
+  reply.op = req.op;
+  if (static_cast<size_t>(n) != sizeof req || req.magic != kSandboxMsgMagic ||
+      req.op != kHostOpTimings) {
+    reply.status = kVmmStatusBadRequest;
+    Send(fd, reply);
+    return false;
   }
-  void ReplyError(uint32_t status) {
-    SandboxReply reply;
-    reply.status = status;
-    Send(reply);
-  }
-  void Send(const SandboxReply& reply) {
-    // Only the header and the used part of data travel.
-    size_t size = offsetof(SandboxReply, data) + reply.len;
-    while (::send(control_fd_, &reply, size, MSG_NOSIGNAL) < 0 && errno == EINTR) {
-    }
-  }
-
-  kf_mailbox* mb_;
-  int control_fd_;
-  SandboxTimings* timings_;
-  uint64_t seq_ = 0;
-  bool failed_ = false;
-  Error failure_;
-};
+  SandboxTimings t = timings;
+  t.first_wait_ns = ports.first_wait_ns();
+  reply.len = sizeof t;
+  std::memcpy(reply.data, &t, sizeof t);
+  Send(fd, reply);
+  return false;
+}
 
 }  // namespace
 
 Status RunSandboxVmm(const Kvm& kvm, const LoadedTemplate& tmpl, int control_fd,
                      const SandboxOptions& options, SandboxTimings timings) {
   const TemplateState& st = tmpl.state;
+  if (!st.vsock.has_value()) return Error("template has no vsock device state");
   PrivateMapOptions map_options;
   map_options.mergeable = options.mergeable;
   ASSIGN_OR_RETURN(Mapping memory, MapPrivate(tmpl.memory.get(), st.mem_size, map_options));
@@ -130,14 +70,35 @@ Status RunSandboxVmm(const Kvm& kvm, const LoadedTemplate& tmpl, int control_fd,
   timings.vm_created_ns = MonotonicNs();
   RETURN_IF_ERROR(vcpu.RestoreState(st.vcpus[0]));
   RETURN_IF_ERROR(vm.RestoreState(st.vm));
-  timings.restored_ns = MonotonicNs();
 
   GuestMemoryView view(memory.data(), memory.size());
-  SandboxAgentPort port(view, control_fd, &timings);
+  vsock::HybridVsockOptions vsock_options;
+  vsock_options.uds_path = options.agent_sock;
+  ASSIGN_OR_RETURN(auto vsock,
+                   vsock::HybridVsock::Create(view, KF_BARE_VSOCK_MMIO_GPA, vsock_options));
+  // Drops the template's connections and queues TRANSPORT_RESET for the
+  // agent, which it handles before any new connection can reach it.
+  RETURN_IF_ERROR(vsock->Restore(*st.vsock));
+  timings.restored_ns = MonotonicNs();
+
+  BareGuestPorts* ports_ptr = nullptr;
+  BareGuestPorts::Hooks hooks;
+  hooks.extra_fd = control_fd;
+  hooks.on_extra_fd = [&]() { return ServeControl(control_fd, timings, *ports_ptr); };
+  BareGuestPorts ports(vsock.get(), std::move(hooks));
+  ports_ptr = &ports;
   IoBus bus;
-  RETURN_IF_ERROR(bus.AddPio(KF_PORT_SIGNAL, 8, &port, "bare-agent"));
+  RETURN_IF_ERROR(bus.AddPio(KF_PORT_SIGNAL, 8, &ports, "bare-ports"));
+  RETURN_IF_ERROR(bus.AddMmio(KF_BARE_VSOCK_MMIO_GPA, vsock::kMmioWindowSize, vsock->mmio(),
+                              "virtio-vsock"));
+
+  SandboxReply listening;
+  listening.op = kVmmEventListening;
+  Send(control_fd, listening);
+
   ASSIGN_OR_RETURN(StopReason why, RunVcpu(vcpu, bus));
-  if (port.failure() != nullptr) return *port.failure();
+  if (ports.failure() != nullptr) return *ports.failure();
+  if (ports.panicked()) return Error("guest panicked (" + DescribeBarePanic(view) + ")");
   if (why == StopReason::kShutdown) return Error("guest shut down (triple fault)");
   return Status::Ok();
 }

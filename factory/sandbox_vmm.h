@@ -1,7 +1,10 @@
 // The sandbox VMM: what a forked clone becomes. It maps the template memory
-// copy-on-write, creates its own VM, restores the captured state, and serves
-// its control socket until the requester closes it.
+// copy-on-write, creates its own VM, restores the captured vCPU, VM and
+// device state, opens its agent.sock, and runs until the requester closes
+// the control socket.
 #pragma once
+
+#include <string>
 
 #include "factory/loaded_template.h"
 #include "factory/sandbox_protocol.h"
@@ -11,6 +14,9 @@ namespace kf {
 
 struct SandboxOptions {
   bool mergeable = false;  // MADV_MERGEABLE on guest memory (KSM)
+  // Where the clone's hybrid-vsock socket goes (RUN/<id>/agent.sock); the
+  // directory must exist. Guest-initiated connections go to <path>_<port>.
+  std::string agent_sock;
 };
 
 // Runs in the forked child; returns when the control socket closes (ok) or

@@ -22,6 +22,7 @@ constexpr uint32_t kZygoteMagic = 0x4b465a59;  // "KFZY"
 struct ZygoteRequest {
   uint32_t magic = kZygoteMagic;
   uint32_t mergeable = 0;
+  char agent_sock[kAgentSockPathMax] = {};  // NUL-terminated
 };
 
 struct ZygoteReply {
@@ -120,7 +121,8 @@ void ReplyError(int sock, const std::string& what) {
       if (errno == EINTR) continue;
       ::_exit(1);
     }
-    if (n != sizeof req || req.magic != kZygoteMagic) {
+    if (n != sizeof req || req.magic != kZygoteMagic ||
+        ::memchr(req.agent_sock, 0, sizeof req.agent_sock) == nullptr || req.agent_sock[0] == 0) {
       ReplyError(sock, "malformed zygote request");
       continue;
     }
@@ -135,6 +137,7 @@ void ReplyError(int sock, const std::string& what) {
     }
     SandboxOptions options;
     options.mergeable = req.mergeable != 0;
+    options.agent_sock = req.agent_sock;
     const uint64_t fork_ns = MonotonicNs();
     pid_t pid = ::fork();
     if (pid == 0) {
@@ -210,6 +213,10 @@ void Zygote::Stop() {
 Result<CloneHandle> Zygote::Clone(const SandboxOptions& options) {
   ZygoteRequest req;
   req.mergeable = options.mergeable ? 1 : 0;
+  if (options.agent_sock.empty() || options.agent_sock.size() >= sizeof req.agent_sock)
+    return Error("agent socket path '" + options.agent_sock + "' is empty or longer than " +
+                 std::to_string(sizeof req.agent_sock - 1) + " bytes (a Unix socket limit)");
+  std::memcpy(req.agent_sock, options.agent_sock.data(), options.agent_sock.size());
   if (::send(socket_.get(), &req, sizeof req, MSG_NOSIGNAL) < 0)
     return Error::Sys("send clone request to zygote");
   ZygoteReply reply;
@@ -224,6 +231,7 @@ Result<CloneHandle> Zygote::Clone(const SandboxOptions& options) {
   h.control = std::move(fds[0]);
   h.pidfd = std::move(fds[1]);
   h.fork_ns = reply.fork_ns;
+  h.agent_sock = options.agent_sock;
   return h;
 }
 

@@ -26,11 +26,15 @@
 
 namespace kf {
 
+// sun_path's size: the longest agent.sock path a clone can have, plus NUL.
+inline constexpr size_t kAgentSockPathMax = 108;
+
 struct CloneHandle {
   pid_t pid = -1;
   UniqueFd control;  // SandboxRequest / SandboxReply
   UniqueFd pidfd;    // readable when the sandbox exits
   uint64_t fork_ns = 0;
+  std::string agent_sock;  // the clone's hybrid-vsock socket
 };
 
 class Zygote {

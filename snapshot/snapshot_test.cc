@@ -410,7 +410,7 @@ TEST_F(TemplateFilesTest, OtherFormatVersionIsRefused) {
   Patch(dir_ + "/state.bin", 8, &version, sizeof(version));
   EXPECT_EQ(ReadError(dir_), "template " + dir_ +
                                  ": template format version 7 is not supported (this build "
-                                 "reads 1)");
+                                 "reads " + std::to_string(kTemplateFormatVersion) + ")");
 }
 
 TEST_F(TemplateFilesTest, StateOfAnotherTemplateIsRefused) {
@@ -545,7 +545,7 @@ TEST_F(TemplateFilesTest, ErrorsAreDistinct) {
   ASSERT_EQ(truncate((d + "/memory.img").c_str(), 1 << 20), 0);
   add(d);
   d = fresh("version");
-  const uint32_t version = 2;
+  const uint32_t version = kTemplateFormatVersion + 1;
   Patch(d + "/state.bin", 8, &version, sizeof(version));
   add(d);
   d = fresh("garbage");

@@ -180,6 +180,7 @@ void EncodeTemplateState(const TemplateState& in, snapshot_pb::TemplateState* ou
   out->mutable_host()->set_kernel_release(in.host.kernel_release);
   out->mutable_host()->set_cpu_model(in.host.cpu_model);
   out->mutable_host()->set_is_pvm(in.host.is_pvm);
+  if (in.vsock.has_value()) *out->mutable_vsock() = *in.vsock;
 }
 
 Result<TemplateState> DecodeTemplateState(const snapshot_pb::TemplateState& in) {
@@ -220,6 +221,8 @@ Result<TemplateState> DecodeTemplateState(const snapshot_pb::TemplateState& in) 
   out.host.kernel_release = in.host().kernel_release();
   out.host.cpu_model = in.host().cpu_model();
   out.host.is_pvm = in.host().is_pvm();
+  // Checked against guest memory by the device when a clone restores it.
+  if (in.has_vsock()) out.vsock = in.vsock();
 
   RETURN_IF_ERROR(ValidateTemplateState(out));
   return out;

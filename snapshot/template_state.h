@@ -5,9 +5,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "proto/vsock_state.pb.h"
 #include "vmm-glue/result.h"
 #include "vmm-glue/vcpu_state.h"
 #include "vmm-glue/vm.h"
@@ -18,7 +20,7 @@ namespace kf {
 // Bumped whenever a template written by this build could be misread by the
 // previous one. Readers accept exactly this version: a template is cheap to
 // re-create, a wrongly restored VM is not.
-inline constexpr uint32_t kTemplateFormatVersion = 1;
+inline constexpr uint32_t kTemplateFormatVersion = 2;  // 2: vsock device state
 
 inline constexpr char kGuestKindBare[] = "bare";
 inline constexpr char kGuestKindLinux[] = "linux";
@@ -78,6 +80,9 @@ struct TemplateState {
   VmState vm;
   std::vector<VcpuState> vcpus;  // index = vCPU id
   TemplateHost host;
+  // The virtio-vsock device (transport, queues, connections); required for
+  // bare guests, which reach their agent only through it.
+  std::optional<katafactory::snapshot::v1::VsockDeviceState> vsock;
 };
 
 // Checks what the typed structs cannot: guest kind, memory size and layout

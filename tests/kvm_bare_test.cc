@@ -8,12 +8,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include "agent/bare/bare_abi.h"
 #include "agent/bare/bare_image.h"
 #include "factory/bare_template.h"
+#include "factory/agent_client.h"
 #include "factory/sandbox_client.h"
 #include "factory/zygote.h"
 #include "memshare/guest_backing.h"
@@ -62,10 +64,28 @@ class KvmBareTest : public ::testing::Test {
     EXPECT_TRUE(z.ok()) << z.error().message();
     return std::move(*z);
   }
-  static CloneHandle MustClone(Zygote& z) {
-    auto c = z.Clone({});
+  // A clone with its own RUN/<n>/agent.sock, and a connection to its agent.
+  struct Sandbox {
+    CloneHandle handle;
+    std::optional<AgentClient> agent;
+    AgentClient* operator->() { return &*agent; }
+  };
+  static CloneHandle MustCloneHandle(Zygote& z) {
+    static int next = 0;
+    const std::string dir = root_ + "/run/" + std::to_string(next++);
+    std::filesystem::create_directories(dir);
+    SandboxOptions o;
+    o.agent_sock = dir + "/agent.sock";
+    auto c = z.Clone(o);
     EXPECT_TRUE(c.ok()) << c.error().message();
     return std::move(*c);
+  }
+  static Sandbox MustClone(Zygote& z) {
+    Sandbox s{MustCloneHandle(z), std::nullopt};
+    auto a = ConnectAgent(s.handle);
+    EXPECT_TRUE(a.ok()) << a.error().message();
+    if (a.ok()) s.agent.emplace(std::move(*a));
+    return s;
   }
   // The expected hash of the boot-initialised range, computed on the host.
   static uint64_t ExpectedInitHash(uint64_t gpa, uint64_t bytes) {
@@ -88,6 +108,7 @@ TEST_F(KvmBareTest, TemplateHoldsTheBootedGuest) {
   EXPECT_EQ(t->state.guest_kind, "bare");
   ASSERT_EQ(t->state.vcpus.size(), 1u);
   EXPECT_EQ(t->state.vcpus[0].sregs.cs.dpl, 3) << "the bare guest runs at CPL3";
+  ASSERT_TRUE(t->state.vsock.has_value()) << "the vsock device is part of the template";
   // The template memory itself holds the pattern the guest wrote.
   auto m = MapPrivate(t->memory.get(), t->state.mem_size);
   ASSERT_TRUE(m.ok());
@@ -95,39 +116,72 @@ TEST_F(KvmBareTest, TemplateHoldsTheBootedGuest) {
   EXPECT_EQ(kf_hash_words(KF_HASH_SEED, words, kInit / 8), init_hash_);
 }
 
-TEST_F(KvmBareTest, CloneAnswersPingAndHash) {
+TEST_F(KvmBareTest, CloneAnswersOnItsAgentSocket) {
   Zygote z = SpawnZygote();
-  CloneHandle c = MustClone(z);
-  SandboxClient client(c.control.get());
-  auto pings = client.Ping(42);
+  Sandbox c = MustClone(z);
+  ASSERT_TRUE(c.agent.has_value());
+  EXPECT_EQ(c->ready().guest_kind(), agentpb::GUEST_KIND_BARE);
+  EXPECT_EQ(c->ready().init_hash(), init_hash_) << "Ready carries the template's boot";
+  auto pings = c->Ping(42);
   ASSERT_TRUE(pings.ok()) << pings.error().message();
-  EXPECT_EQ(*pings, 1u) << "a clone starts from the template's ping count (0)";
-  auto hash = client.HashRange(KF_BARE_INIT_GPA, kInit);
+  // The template's own probe pinged once before the snapshot.
+  EXPECT_EQ(*pings, 2u) << "a clone continues from the template's ping count";
+  auto hash = c->HashRange(KF_BARE_INIT_GPA, kInit);
   ASSERT_TRUE(hash.ok()) << hash.error().message();
   EXPECT_EQ(*hash, init_hash_);
-  auto bad = client.HashRange(kMem - 8, 16);
+  auto bad = c->HashRange(kMem - 8, 16);
   ASSERT_FALSE(bad.ok()) << "a range past guest memory must be refused by the guest";
-  EXPECT_TRUE(ReleaseClone(c).ok());
+  EXPECT_NE(bad.error().message().find("BAD_RANGE"), std::string::npos) << bad.error().message();
+  auto stats = c->GetStats();
+  ASSERT_TRUE(stats.ok()) << stats.error().message();
+  EXPECT_EQ(stats->mem_total(), kMem);
+  EXPECT_EQ(stats->mem_initialised(), kInit);
+  EXPECT_TRUE(ReleaseClone(c.handle).ok());
+}
+
+TEST_F(KvmBareTest, SeveralConnectionsToOneCloneAndReconnects) {
+  Zygote z = SpawnZygote();
+  Sandbox c = MustClone(z);
+  auto second = AgentClient::Connect(c.handle.agent_sock);
+  ASSERT_TRUE(second.ok()) << second.error().message();
+  EXPECT_NE(second->host_port(), c->host_port());
+  ASSERT_TRUE(c->Ping(1).ok());
+  ASSERT_TRUE(second->Ping(2).ok());
+  c.agent.reset();  // close the first connection; the agent keeps serving
+  for (int i = 0; i < 5; ++i) {
+    auto again = AgentClient::Connect(c.handle.agent_sock);
+    ASSERT_TRUE(again.ok()) << "reconnect " << i << ": " << again.error().message();
+    ASSERT_TRUE(again->Ping(i).ok());
+  }
+  ASSERT_TRUE(second->Ping(3).ok());
+}
+
+TEST_F(KvmBareTest, LargeRepliesRespectCredit) {
+  Zygote z = SpawnZygote();
+  Sandbox c = MustClone(z);
+  for (int i = 0; i < 20; ++i) {
+    auto r = c->Random(4096);
+    ASSERT_TRUE(r.ok()) << "round " << i << ": " << r.error().message();
+    ASSERT_EQ(r->size(), 4096u);
+  }
 }
 
 TEST_F(KvmBareTest, CloneWritesStayInThatClone) {
   Zygote z = SpawnZygote();
-  CloneHandle a = MustClone(z), b = MustClone(z);
-  SandboxClient ca(a.control.get()), cb(b.control.get());
+  Sandbox a = MustClone(z), b = MustClone(z);
   const uint64_t range = 64 * 4096;
   const uint64_t original = ExpectedInitHash(KF_BARE_INIT_GPA, range);
-  auto dirtied = ca.DirtyPages(KF_BARE_INIT_GPA, 64, 0xdeadbeef);
+  auto dirtied = a->DirtyPages(KF_BARE_INIT_GPA, 64, 0xdeadbeef);
   ASSERT_TRUE(dirtied.ok()) << dirtied.error().message();
   EXPECT_EQ(*dirtied, 64u);
-  auto ha = ca.HashRange(KF_BARE_INIT_GPA, range);
-  auto hb = cb.HashRange(KF_BARE_INIT_GPA, range);
+  auto ha = a->HashRange(KF_BARE_INIT_GPA, range);
+  auto hb = b->HashRange(KF_BARE_INIT_GPA, range);
   ASSERT_TRUE(ha.ok() && hb.ok());
   EXPECT_NE(*ha, original) << "clone A's own writes are visible to A";
   EXPECT_EQ(*hb, original) << "clone B must not see A's writes";
   // A clone made after A's writes starts from the template, not from A.
-  CloneHandle c = MustClone(z);
-  SandboxClient cc(c.control.get());
-  auto hc = cc.HashRange(KF_BARE_INIT_GPA, range);
+  Sandbox c = MustClone(z);
+  auto hc = c->HashRange(KF_BARE_INIT_GPA, range);
   ASSERT_TRUE(hc.ok());
   EXPECT_EQ(*hc, original);
   // And the template file is untouched.
@@ -135,57 +189,74 @@ TEST_F(KvmBareTest, CloneWritesStayInThatClone) {
   ASSERT_TRUE(t.ok()) << t.error().message();
 }
 
-TEST_F(KvmBareTest, HundredClonesAliveAtOnce) {
+TEST_F(KvmBareTest, HundredClonesEachAnswerOnTheirOwnSocket) {
   const int n = EnvInt("KF_TEST_CLONES", 100);
   Zygote z = SpawnZygote();
   std::vector<CloneHandle> clones;
   std::set<pid_t> pids;
+  std::set<std::string> socks;
   for (int i = 0; i < n; ++i) {
-    clones.push_back(MustClone(z));
+    clones.push_back(MustCloneHandle(z));
     ASSERT_TRUE(clones.back().control.valid()) << "clone " << i;
     pids.insert(clones.back().pid);
+    socks.insert(clones.back().agent_sock);
   }
   EXPECT_EQ(pids.size(), size_t(n)) << "one process per clone";
+  EXPECT_EQ(socks.size(), size_t(n)) << "one agent.sock per clone";
   for (int i = 0; i < n; ++i) {
-    SandboxClient client(clones[i].control.get());
-    auto p = client.Ping(i);
-    ASSERT_TRUE(p.ok()) << "clone " << i << ": " << p.error().message();
+    auto a = ConnectAgent(clones[i]);
+    ASSERT_TRUE(a.ok()) << "clone " << i << ": " << a.error().message();
+    auto id = FreshIdentity("clone-" + std::to_string(i));
+    ASSERT_TRUE(id.ok());
+    ASSERT_TRUE(a->SetIdentity(*id).ok()) << "clone " << i;
+    auto got = a->GetIdentity();
+    ASSERT_TRUE(got.ok()) << "clone " << i;
+    EXPECT_EQ(got->sandbox_id, "clone-" + std::to_string(i));
   }
   for (auto& c : clones) EXPECT_TRUE(ReleaseClone(c).ok());
   for (pid_t pid : pids) EXPECT_NE(::kill(pid, 0), 0) << "sandbox " << pid << " still alive";
+  for (const auto& path : socks)
+    EXPECT_FALSE(std::filesystem::exists(path)) << path << " left behind";
 }
 
 TEST_F(KvmBareTest, IdentityIsPerClone) {
   Zygote z = SpawnZygote();
-  CloneHandle a = MustClone(z), b = MustClone(z);
-  SandboxClient ca(a.control.get()), cb(b.control.get());
-  auto id = FreshIdentity("sandbox-a");
-  ASSERT_TRUE(id.ok());
-  ASSERT_TRUE(ca.SetIdentity(*id).ok());
-  auto got_a = ca.GetIdentity();
-  auto got_b = cb.GetIdentity();
+  Sandbox a = MustClone(z), b = MustClone(z);
+  auto ida = FreshIdentity("sandbox-a"), idb = FreshIdentity("sandbox-b");
+  ASSERT_TRUE(ida.ok() && idb.ok());
+  auto before_b = b->GetIdentity();
+  ASSERT_TRUE(before_b.ok());
+  EXPECT_EQ(before_b->sandbox_id, "") << "B has no identity yet";
+  ASSERT_TRUE(a->SetIdentity(*ida).ok());
+  auto still_b = b->GetIdentity();
+  ASSERT_TRUE(still_b.ok());
+  EXPECT_EQ(still_b->sandbox_id, "") << "B must not see A's identity";
+  EXPECT_EQ(still_b->identity_sets, 0u);
+  ASSERT_TRUE(b->SetIdentity(*idb).ok());
+  auto got_a = a->GetIdentity();
+  auto got_b = b->GetIdentity();
   ASSERT_TRUE(got_a.ok() && got_b.ok());
   EXPECT_EQ(got_a->sandbox_id, "sandbox-a");
+  EXPECT_EQ(got_a->hostname, "sandbox-a");
   EXPECT_EQ(got_a->identity_sets, 1u);
-  EXPECT_EQ(got_b->sandbox_id, "") << "B must not see A's identity";
-  EXPECT_EQ(got_b->identity_sets, 0u);
+  EXPECT_EQ(got_b->sandbox_id, "sandbox-b");
+  EXPECT_EQ(got_b->identity_sets, 1u);
 }
 
 TEST_F(KvmBareTest, ClonesShareRngUntilReseededThenNever) {
   Zygote z = SpawnZygote();
-  CloneHandle a = MustClone(z), b = MustClone(z);
-  SandboxClient ca(a.control.get()), cb(b.control.get());
+  Sandbox a = MustClone(z), b = MustClone(z);
   // Without reseeding, clones of one template produce the same stream: the
   // hazard the factory's identity step exists to remove.
-  auto ra = ca.Random(64), rb = cb.Random(64);
+  auto ra = a->Random(64), rb = b->Random(64);
   ASSERT_TRUE(ra.ok() && rb.ok());
   EXPECT_EQ(*ra, *rb);
   auto ia = FreshIdentity("a"), ib = FreshIdentity("b");
   ASSERT_TRUE(ia.ok() && ib.ok());
-  ASSERT_TRUE(ca.SetIdentity(*ia).ok());
-  ASSERT_TRUE(cb.SetIdentity(*ib).ok());
-  ra = ca.Random(64);
-  rb = cb.Random(64);
+  ASSERT_TRUE(a->SetIdentity(*ia).ok());
+  ASSERT_TRUE(b->SetIdentity(*ib).ok());
+  ra = a->Random(64);
+  rb = b->Random(64);
   ASSERT_TRUE(ra.ok() && rb.ok());
   EXPECT_NE(*ra, *rb);
 }
@@ -206,24 +277,22 @@ uint64_t CpuTicks(pid_t pid) {
 
 TEST_F(KvmBareTest, IdleCloneUsesNoCpu) {
   Zygote z = SpawnZygote();
-  CloneHandle c = MustClone(z);
-  SandboxClient client(c.control.get());
-  ASSERT_TRUE(client.Ping(1).ok());
-  const uint64_t before = CpuTicks(c.pid);
+  Sandbox c = MustClone(z);
+  ASSERT_TRUE(c->Ping(1).ok());
+  const uint64_t before = CpuTicks(c.handle.pid);
   ::sleep(1);
-  const uint64_t after = CpuTicks(c.pid);
+  const uint64_t after = CpuTicks(c.handle.pid);
   EXPECT_LE(after - before, 1u) << "an idle clone must sleep, not spin (ticks over 1 s)";
 }
 
 TEST_F(KvmBareTest, ReleasedCloneExitsAndZygoteKeepsServing) {
   Zygote z = SpawnZygote();
-  CloneHandle a = MustClone(z);
-  pid_t pid = a.pid;
-  ASSERT_TRUE(ReleaseClone(a).ok());
+  Sandbox a = MustClone(z);
+  pid_t pid = a.handle.pid;
+  ASSERT_TRUE(ReleaseClone(a.handle).ok());
   EXPECT_NE(::kill(pid, 0), 0);
-  CloneHandle b = MustClone(z);
-  SandboxClient cb(b.control.get());
-  EXPECT_TRUE(cb.Ping(7).ok());
+  Sandbox b = MustClone(z);
+  EXPECT_TRUE(b->Ping(7).ok());
 }
 
 TEST_F(KvmBareTest, TemplateWithPitCapturesAndRestoresIt) {
@@ -242,9 +311,9 @@ TEST_F(KvmBareTest, TemplateWithPitCapturesAndRestoresIt) {
   EXPECT_TRUE(t->state.vm.pit.has_value() || !t->state.vm.unsupported.empty());
   auto z = Zygote::Spawn(std::move(*t));
   ASSERT_TRUE(z.ok());
-  CloneHandle c = MustClone(*z);
-  SandboxClient client(c.control.get());
-  EXPECT_TRUE(client.Ping(3).ok());
+  Sandbox c = MustClone(*z);
+  ASSERT_TRUE(c.agent.has_value());
+  EXPECT_TRUE(c->Ping(3).ok());
 }
 
 TEST_F(KvmBareTest, CreateRefusesAnExistingDirectory) {
@@ -256,6 +325,46 @@ TEST_F(KvmBareTest, CreateRefusesAnExistingDirectory) {
   auto r = CreateBareTemplate(*kvm, o, EmbeddedBareImage(), dir_);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("already exists"), std::string::npos);
+}
+
+// A guest that writes garbage into its virtqueues (the bare guest's hostile
+// mode) must not crash or wedge its VMM, nor slow down other clones.
+TEST_F(KvmBareTest, HostileGuestCannotHurtItsVmmOrOtherClones) {
+  auto kvm = Kvm::Open();
+  ASSERT_TRUE(kvm.ok());
+  BareTemplateOptions o;
+  o.mem_bytes = 16ull << 20;
+  o.init_bytes = 1ull << 20;
+  o.hostile = true;
+  const std::string dir = root_ + "/hostile";
+  auto boot = CreateBareTemplate(*kvm, o, EmbeddedBareImage(), dir);
+  ASSERT_TRUE(boot.ok()) << boot.error().message();
+  auto t = LoadTemplate(dir);
+  ASSERT_TRUE(t.ok()) << t.error().message();
+  auto hz = Zygote::Spawn(std::move(*t));
+  ASSERT_TRUE(hz.ok());
+  Zygote good = SpawnZygote();
+  Sandbox fine = MustClone(good);
+  std::vector<CloneHandle> hostile;
+  for (int i = 0; i < 3; ++i) hostile.push_back(MustCloneHandle(*hz));
+  for (auto& h : hostile) {
+    SandboxClient control(h.control.get(), 10000);
+    ASSERT_TRUE(control.WaitListening().ok());
+    // Knock on its agent socket: the wake makes the guest scribble again.
+    auto a = AgentClient::Connect(h.agent_sock, kAgentPort, 500);
+    EXPECT_FALSE(a.ok()) << "a hostile guest serves no agent";
+    // The VMM is alive and answers its control socket.
+    auto timings = control.Timings();
+    ASSERT_TRUE(timings.ok()) << "hostile clone's VMM: " << timings.error().message();
+    EXPECT_NE(timings->first_wait_ns, 0u);
+    EXPECT_EQ(::kill(h.pid, 0), 0) << "the hostile clone's VMM died";
+  }
+  // The well-behaved clone is unaffected.
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(fine->Ping(i).ok());
+  Sandbox later = MustClone(good);
+  ASSERT_TRUE(later.agent.has_value());
+  EXPECT_TRUE(later->Ping(1).ok());
+  for (auto& h : hostile) EXPECT_TRUE(ReleaseClone(h).ok()) << "hostile VMM did not stop";
 }
 
 }  // namespace

@@ -9,7 +9,7 @@ namespace kf {
 namespace {
 
 constexpr uint64_t kPresent = 1ull << 0, kWritable = 1ull << 1, kUser = 1ull << 2,
-                   kHuge = 1ull << 7;
+                   kWriteThrough = 1ull << 3, kCacheDisable = 1ull << 4, kHuge = 1ull << 7;
 constexpr uint64_t k2MiB = 2ull << 20;
 
 // GDT selectors. Index 4/5 are the user data/code64 descriptors; 6-7 the TSS.
@@ -58,7 +58,7 @@ Status LoadBareImage(const GuestMemoryView& mem, std::span<const uint8_t> image,
                      const BareBootConfig& config) {
   const uint64_t size = mem.size();
   if (size < KF_BARE_MIN_MEM || size > KF_BARE_MAX_MEM || size % k2MiB != 0)
-    return Error("bare guest memory must be a multiple of 2 MiB between 8 MiB and 4 GiB, not " +
+    return Error("bare guest memory must be a multiple of 2 MiB between 8 MiB and 3 GiB, not " +
                  std::to_string(size) + " bytes");
   if (image.empty() || image.size() > KF_BARE_IMAGE_MAX)
     return Error("bare image of " + std::to_string(image.size()) + " bytes (max 1 MiB)");
@@ -66,15 +66,25 @@ Status LoadBareImage(const GuestMemoryView& mem, std::span<const uint8_t> image,
     return Error("init size " + std::to_string(config.init_size >> 20) +
                  " MiB does not fit in " + std::to_string(size >> 20) +
                  " MiB of guest memory (4 MiB are reserved)");
+  if ((config.flags & ~KF_BOOT_FLAGS_KNOWN) != 0)
+    return Error("unknown bare boot flags " + std::to_string(config.flags));
 
   // Identity map [0, size) with 2 MiB user pages: PML4[0] -> PDPT -> 4 PDs.
   *mem.As<uint64_t>(KF_BARE_PML4_GPA) = KF_BARE_PDPT_GPA | kPresent | kWritable | kUser;
-  for (uint64_t i = 0; i < 4; ++i)
+  for (uint64_t i = 0; i < KF_BARE_PD_PAGES; ++i)
     *mem.As<uint64_t>(KF_BARE_PDPT_GPA + i * 8) =
         (KF_BARE_PD_GPA + i * 4096) | kPresent | kWritable | kUser;
   for (uint64_t gpa = 0; gpa < size; gpa += k2MiB)
     *mem.As<uint64_t>(KF_BARE_PD_GPA + (gpa / k2MiB) * 8) =
         gpa | kPresent | kWritable | kUser | kHuge;
+  // The vsock device's MMIO window: no memory slot behind it, so accesses
+  // exit; uncached (PCD|PWT with PAT index 3 = UC), so none is combined.
+  static_assert(KF_BARE_VSOCK_MMIO_GPA >= KF_BARE_MAX_MEM &&
+                    KF_BARE_VSOCK_MMIO_GPA < (KF_BARE_PD_PAGES << 30),
+                "the MMIO window lies above memory, inside the mapped 4 GiB");
+  const uint64_t mmio_page = KF_BARE_VSOCK_MMIO_GPA & ~(k2MiB - 1);
+  *mem.As<uint64_t>(KF_BARE_PD_GPA + (mmio_page / k2MiB) * 8) =
+      mmio_page | kPresent | kWritable | kUser | kWriteThrough | kCacheDisable | kHuge;
 
   uint8_t* gdt = mem.At(KF_BARE_GDT_GPA, 8 * 8);
   std::memcpy(gdt, kGdt, sizeof kGdt);
@@ -86,13 +96,16 @@ Status LoadBareImage(const GuestMemoryView& mem, std::span<const uint8_t> image,
 
   std::memcpy(mem.At(KF_BARE_IMAGE_GPA, image.size()), image.data(), image.size());
 
-  auto* mb = mem.As<kf_mailbox>(KF_BARE_MAILBOX_GPA);
-  mb->boot.magic = KF_BARE_MAGIC;
-  mb->boot.abi_version = KF_BARE_ABI_VERSION;
-  mb->boot.mem_size = size;
-  mb->boot.init_gpa = KF_BARE_INIT_GPA;
-  mb->boot.init_size = config.init_size;
-  mb->boot.seed = config.seed;
+  std::memset(mem.At(KF_BARE_BOOT_GPA, KF_BARE_BOOT_SIZE), 0, KF_BARE_BOOT_SIZE);
+  auto* boot = mem.As<kf_boot_info>(KF_BARE_BOOT_GPA);
+  boot->magic = KF_BARE_MAGIC;
+  boot->abi_version = KF_BARE_ABI_VERSION;
+  boot->flags = config.flags;
+  boot->mem_size = size;
+  boot->init_gpa = KF_BARE_INIT_GPA;
+  boot->init_size = config.init_size;
+  boot->seed = config.seed;
+  boot->vsock_mmio_gpa = KF_BARE_VSOCK_MMIO_GPA;
   return Status::Ok();
 }
 
@@ -123,7 +136,7 @@ Status SetupBareVcpu(Vcpu& vcpu, const std::vector<kvm_cpuid_entry2>& cpuid) {
   kvm_regs regs{};
   regs.rip = KF_BARE_IMAGE_GPA;
   regs.rsp = KF_BARE_STACK_TOP;
-  regs.rdi = KF_BARE_MAILBOX_GPA;
+  regs.rdi = KF_BARE_BOOT_GPA;
   regs.rflags = 0x3002;  // IOPL = 3, reserved bit 1
   return vcpu.SetRegs(regs);
 }

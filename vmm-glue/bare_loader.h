@@ -1,7 +1,8 @@
 // Loader for bare guests: a flat image that runs at CPL3 in long mode with
 // no kernel (DESIGN.md "Guest kinds", ENVIRONMENT.md section 3). Builds the
-// identity-mapped page tables (user-accessible 2 MiB pages), the GDT and TSS,
-// the boot info in the mailbox, and the vCPU registers: CS/SS at DPL 3 and
+// identity-mapped page tables (user-accessible 2 MiB pages, plus the
+// uncached page that holds the vsock device's MMIO window), the GDT and TSS,
+// the boot info page, and the vCPU registers: CS/SS at DPL 3 and
 // RFLAGS.IOPL = 3, so port I/O exits to the VMM instead of faulting.
 #pragma once
 
@@ -16,6 +17,7 @@ namespace kf {
 struct BareBootConfig {
   uint64_t init_size = 0;  // bytes the guest initialises at boot
   uint64_t seed = 0;       // template RNG seed
+  uint32_t flags = 0;      // KF_BOOT_FLAG_* (KF_BOOT_FLAG_HOSTILE: the test mode)
 };
 
 // Writes page tables, GDT, TSS, boot info and the image into guest memory,

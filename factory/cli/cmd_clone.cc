@@ -17,15 +17,23 @@ namespace kf::cli {
 namespace {
 
 constexpr char kCloneHelp[] =
-    "Usage: kata-factory clone DIR [--count N] [--keep] [--mergeable] [--json] [--quiet]\n"
+    "Usage: kata-factory clone DIR [--count N] [--keep] [--run-dir RUN] [--pings K]\n"
+    "                          [--mergeable] [--json] [--quiet]\n"
     "  Load the template in DIR (refused if damaged), start a zygote, and clone it\n"
     "  N times (default 1): each clone is a fork()ed VMM process with its own KVM VM\n"
     "  over a copy-on-write mapping of the template memory. Each clone is pinged\n"
-    "  and given a fresh identity (id, hostname, entropy).\n"
+    "  and given a fresh identity (id, hostname, entropy) over its agent socket,\n"
+    "  RUN/clone-<i>/agent.sock (hybrid vsock: write 'CONNECT 1024\\n', read\n"
+    "  'OK <port>\\n', then agent frames; docs/AGENT_PROTOCOL.md).\n"
     "  Prints per-clone latency (clone request -> first Ping answered) and memory,\n"
     "  then p50/p99 latency and host memory per clone (MemAvailable delta, summed\n"
     "  Pss, KVM kernel memory estimate).\n"
     "  --keep       keep the clones running until SIGINT/SIGTERM, then release them\n"
+    "  --run-dir RUN  where the clones' sockets go (created if missing; each clone's\n"
+    "               RUN/clone-<i>/ is removed on release). Default: a temporary\n"
+    "               directory under $TMPDIR or /tmp, removed on release.\n"
+    "  --pings K    after the first Ping, K more per clone, timed: the round trip\n"
+    "               over agent.sock (p50/p99 in the summary; default 10)\n"
     "  --mergeable  madvise(MADV_MERGEABLE) clone memory, for KSM\n"
     "  --json       one JSON object on stdout\n"
     "  --quiet      no per-clone lines\n";
@@ -36,7 +44,8 @@ void OnStop(int) { g_stop = 1; }
 }  // namespace
 
 int CloneCommand(const Argv& argv) {
-  auto args = Args::Parse(argv, {"keep", "mergeable", "json", "quiet", "help"}, {"count"});
+  auto args = Args::Parse(argv, {"keep", "mergeable", "json", "quiet", "help"},
+                            {"count", "run-dir", "pings"});
   if (!args.ok()) return Fail(args.error().message(), kExitUsage);
   if (args->Has("help")) return std::fputs(kCloneHelp, stdout), 0;
   if (args->positional().size() != 1) return Fail("clone needs one template DIR", kExitUsage);
@@ -53,6 +62,11 @@ int CloneCommand(const Argv& argv) {
   CloneBatchOptions o;
   o.count = static_cast<int>(*count);
   o.mergeable = args->Has("mergeable");
+  o.run_dir = args->Get("run-dir");
+  auto pings = args->GetUint("pings", 10);
+  if (!pings.ok()) return Fail(pings.error().message(), kExitUsage);
+  if (*pings > 100000) return Fail("--pings must be 0..100000", kExitUsage);
+  o.pings = static_cast<int>(*pings);
   const bool tty = ::isatty(2);
   if (tty && !args->Has("json"))
     o.progress = [](int done, int total) {
@@ -71,8 +85,8 @@ int CloneCommand(const Argv& argv) {
   if (args->Has("keep")) {
     signal(SIGINT, OnStop);
     signal(SIGTERM, OnStop);
-    std::fprintf(stderr, "%zu clones running; Ctrl-C to release them\n",
-                 batch->clones().size());
+    std::fprintf(stderr, "%zu clones running, sockets in %s/clone-*/agent.sock; Ctrl-C to release them\n",
+                 batch->clones().size(), batch->run_dir().c_str());
     while (!g_stop) ::pause();
   }
   Status released = batch->Release();

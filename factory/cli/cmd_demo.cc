@@ -14,7 +14,7 @@
 #include "factory/cli/commands.h"
 #include "factory/clone_batch.h"
 #include "factory/clone_report.h"
-#include "factory/sandbox_client.h"
+#include "factory/agent_client.h"
 
 namespace kf::cli {
 
@@ -30,9 +30,9 @@ constexpr char kDemoHelp[] =
 
 // Clones must differ: distinct identity and distinct RNG output.
 Status CheckDistinct(CloneBatch& batch) {
-  std::vector<std::vector<uint8_t>> randoms;
-  for (size_t i = 0; i < batch.clones().size() && i < 20; ++i) {
-    SandboxClient c(batch.clones()[i].control.get());
+  std::vector<std::string> randoms;
+  for (size_t i = 0; i < batch.agents().size() && i < 20; ++i) {
+    AgentClient& c = batch.agents()[i];
     ASSIGN_OR_RETURN(Identity id, c.GetIdentity());
     if (id.sandbox_id != "clone-" + std::to_string(i))
       return Error("clone " + std::to_string(i) + " reports identity '" + id.sandbox_id + "'");

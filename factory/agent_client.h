@@ -1,0 +1,82 @@
+// A host client of the in-guest agent over a VM's agent.sock: the hybrid
+// vsock handshake (`CONNECT 1024\n` / `OK <port>\n`), the agent's Ready
+// frame, then one request and one response frame per call
+// (docs/AGENT_PROTOCOL.md). Everything that arrives is checked: a frame of
+// the wrong stream, type or kind, or an ErrorReply, is an error.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "proto/agent.pb.h"
+#include "vmm-glue/result.h"
+#include "vmm-glue/unique_fd.h"
+
+namespace kf {
+
+namespace agentpb = katafactory::agent::v1;
+
+inline constexpr uint32_t kAgentPort = 1024;
+inline constexpr size_t kIdentityEntropyBytes = 32;
+
+struct Identity {
+  std::string sandbox_id;
+  std::string hostname;
+  std::array<uint8_t, kIdentityEntropyBytes> entropy{};  // sent only, never read back
+  uint64_t wall_clock_ns = 0;
+  uint64_t identity_sets = 0;                             // read back only
+};
+
+// Fresh identity for a clone: the id and hostname given, 32 bytes from
+// getrandom(), and the host's wall clock.
+Result<Identity> FreshIdentity(const std::string& sandbox_id);
+
+class AgentClient {
+ public:
+  // Connects to the Unix socket at `uds_path` and does the handshake for
+  // guest port `port`, then reads the agent's Ready frame.
+  static Result<AgentClient> Connect(const std::string& uds_path, uint32_t port = kAgentPort,
+                                     int timeout_ms = 10000);
+  // The same over an already connected stream socket (a socketpair end
+  // given to the device, as template creation does).
+  static Result<AgentClient> Handshake(UniqueFd fd, uint32_t port = kAgentPort,
+                                       int timeout_ms = 10000);
+
+  const agentpb::Ready& ready() const { return ready_; }
+  uint32_t host_port() const { return host_port_; }
+  int fd() const { return fd_.get(); }
+
+  // One request, its response (an ErrorReply becomes an Error naming it).
+  Result<agentpb::Response> Call(const agentpb::Request& request);
+
+  Result<uint64_t> Ping(uint64_t echo);  // returns pings served so far
+  Result<uint64_t> SetIdentity(const Identity& id);  // returns identity_sets
+  Result<Identity> GetIdentity();
+  Result<agentpb::GetStatsReply> GetStats();
+  Result<uint64_t> DirtyPages(uint64_t gpa, uint64_t pages, uint64_t value);
+  Result<uint64_t> HashRange(uint64_t gpa, uint64_t bytes);
+  Result<std::string> Random(uint32_t bytes);
+
+ private:
+  AgentClient(UniqueFd fd, int timeout_ms) : fd_(std::move(fd)), timeout_ms_(timeout_ms) {}
+  Status SendAll(const void* data, size_t len);
+  Status RecvAll(void* data, size_t len);
+  Result<std::string> RecvLine();
+  // Reads one frame; returns its payload and fills stream id.
+  Result<std::string> RecvFrame(uint32_t* stream_id);
+
+  UniqueFd fd_;
+  int timeout_ms_;
+  uint32_t host_port_ = 0;
+  uint32_t next_stream_ = 1;
+  agentpb::Ready ready_;
+};
+
+struct CloneHandle;
+// Waits for a new clone's agent.sock to accept clients (the VMM's event on
+// the control socket), then connects to its agent: the first step after
+// Zygote::Clone().
+Result<AgentClient> ConnectAgent(const CloneHandle& clone, int timeout_ms = 30000);
+
+}  // namespace kf
