@@ -33,6 +33,9 @@ IoAction BareGuestPorts::Read(uint64_t port, std::span<uint8_t> data) {
   std::memset(data.data(), 0, data.size());
   if (port != KF_PORT_WAIT || data.size() != 4) return IoAction::kContinue;
   if (first_wait_ns_ == 0) first_wait_ns_ = MonotonicNs();
+  // The wait is the device's doorbell (HybridVsockOptions::poll_on_wait):
+  // whatever the guest queued since it last ran is taken now.
+  vsock_->PollGuestQueues();
   for (;;) {
     // Host bytes that could not move while the guest had no credit or rx
     // buffers may move now: the guest has run since the last look.

@@ -127,7 +127,10 @@ Result<BareBootResult> CreateBareTemplate(const Kvm& kvm, const BareTemplateOpti
   RETURN_IF_ERROR(vm.SetMemorySlot(0, 0, o.mem_bytes, memory.data()));
   ASSIGN_OR_RETURN(Vcpu vcpu, vm.CreateVcpu(0));
   RETURN_IF_ERROR(SetupBareVcpu(vcpu, kvm.info().supported_cpuid));
-  ASSIGN_OR_RETURN(auto vsock, vsock::HybridVsock::Create(view, KF_BARE_VSOCK_MMIO_GPA, {}));
+  vsock::HybridVsockOptions vsock_options;
+  vsock_options.poll_on_wait = true;  // the bare guest waits on KF_PORT_WAIT
+  ASSIGN_OR_RETURN(auto vsock,
+                   vsock::HybridVsock::Create(view, KF_BARE_VSOCK_MMIO_GPA, vsock_options));
 
   // The probe's socketpair: its far end is a client of the device, as if it
   // had connected to agent.sock.

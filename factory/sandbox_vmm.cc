@@ -74,6 +74,7 @@ Status RunSandboxVmm(const Kvm& kvm, const LoadedTemplate& tmpl, int control_fd,
   GuestMemoryView view(memory.data(), memory.size());
   vsock::HybridVsockOptions vsock_options;
   vsock_options.uds_path = options.agent_sock;
+  vsock_options.poll_on_wait = true;
   ASSIGN_OR_RETURN(auto vsock,
                    vsock::HybridVsock::Create(view, KF_BARE_VSOCK_MMIO_GPA, vsock_options));
   // Drops the template's connections and queues TRANSPORT_RESET for the

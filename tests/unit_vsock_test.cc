@@ -500,3 +500,37 @@ TEST_F(VsockTest, RestoreRefusesBadState) {
 }
 
 }  // namespace
+
+namespace {
+
+// Poll mode (the bare guest): the device tells the driver not to notify,
+// and takes queued tx when the VMM polls it at the guest's wait.
+TEST(VsockPollMode, NoNotifyFlagAndPolledTx) {
+  kf::testing::GuardedMemory mem(FakeVirtioDriver::kMemorySize);
+  kf::vsock::HybridVsockOptions options;
+  options.poll_on_wait = true;
+  auto v = kf::vsock::HybridVsock::Create(mem.view(), kf::testing::kVsockBase, options);
+  ASSERT_TRUE(v.ok()) << v.error().message();
+  FakeVsockDriver driver((*v)->mmio(), kf::testing::kVsockBase, &mem);
+  ASSERT_TRUE(driver.Start());
+  for (int q = 0; q < 3; ++q) {
+    uint16_t flags;
+    std::memcpy(&flags, mem.at(FakeVirtioDriver::UsedGpa(q)), sizeof flags);
+    EXPECT_EQ(flags, kf::virtio::kUsedFlagNoNotify) << "queue " << q;
+  }
+  // A packet queued on tx without a notify is taken at the next poll.
+  const uint64_t buf = FakeVirtioDriver::BufferGpa(1, 0);
+  uint8_t raw[kf::vsock::kHeaderSize];
+  kf::vsock::EncodeHeader(Hdr::Hdr(VIRTIO_VSOCK_OP_REQUEST, 1024, 5000), raw);
+  std::memcpy(mem.at(buf), raw, sizeof raw);
+  driver.Post(1, {{buf, static_cast<uint32_t>(sizeof raw), false}});
+  EXPECT_TRUE(driver.TakeUsed(1).empty()) << "nothing happens before the poll";
+  (*v)->PollGuestQueues();
+  EXPECT_EQ(driver.TakeUsed(1).size(), 1u) << "the poll consumed the tx packet";
+  // No uds_path: the guest's connect is refused with RST.
+  auto rx = driver.Receive();
+  ASSERT_EQ(rx.size(), 1u);
+  EXPECT_EQ(rx[0].hdr.op, VIRTIO_VSOCK_OP_RST);
+}
+
+}  // namespace

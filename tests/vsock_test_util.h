@@ -41,7 +41,7 @@ class VsockFixture : public ::testing::Test {
   void MakeDevice(const std::string& uds) {
     driver_.reset();
     vsock_.reset();
-    auto v = vsock::HybridVsock::Create(mem_.view(), kVsockBase, {3, uds});
+    auto v = vsock::HybridVsock::Create(mem_.view(), kVsockBase, {3, uds, false});
     ASSERT_TRUE(v.ok()) << v.error().message();
     vsock_ = std::move(*v);
     driver_ = std::make_unique<FakeVsockDriver>(vsock_->mmio(), kVsockBase, &mem_);

@@ -74,6 +74,12 @@ int kf_vq_free_id(const struct kf_vq* vq) {
 int kf_vq_kick(struct kf_vq* vq) {
   if (!vq->kicks) return 0;
   vq->kicks = 0;
+  /* A device that polls the rings itself (the bare VMM does, each time the
+   * guest waits) says so with VRING_USED_F_NO_NOTIFY: the notify, an MMIO
+   * exit, is then skipped. The avail idx store must be visible before the
+   * flags load (virtio 1.x 2.7.7.2): a full fence, as x86 may reorder them. */
+  __asm__ volatile("mfence" ::: "memory");
+  if (vq->used->flags & KF_VRING_USED_F_NO_NOTIFY) return 0;
   kf_mmio_notify(vq->index);
   return 1;
 }

@@ -17,6 +17,7 @@
 #define KF_VRING_DESC_F_NEXT 1u
 #define KF_VRING_DESC_F_WRITE 2u
 #define KF_VRING_DESC_F_INDIRECT 4u
+#define KF_VRING_USED_F_NO_NOTIFY 1u /* device: "no need to notify me" */
 
 struct kf_vring_desc {
   uint64_t addr;
@@ -75,8 +76,9 @@ int kf_vq_take_used(struct kf_vq* vq, uint16_t* id, uint32_t* len);
 /* A descriptor id the driver holds, or -1 when all are in flight. */
 int kf_vq_free_id(const struct kf_vq* vq);
 
-/* Notifies the device if buffers were posted since the last notify; returns
- * whether it did. */
+/* Notifies the device if buffers were posted since the last notify and the
+ * device did not set VRING_USED_F_NO_NOTIFY; returns whether it did (a
+ * notify runs the device, so there may be new used entries). */
 int kf_vq_kick(struct kf_vq* vq);
 
 #endif /* KF_AGENT_BARE_VIRTQUEUE_H_ */

@@ -180,6 +180,10 @@ void Virtqueue::PushUsed(GuestMemoryView mem, uint16_t head, uint32_t len) {
   used_flag_ = true;
 }
 
+void Virtqueue::SetUsedFlags(GuestMemoryView mem, uint16_t flags) {
+  Store(mem, config_.used_gpa, flags);
+}
+
 size_t DescChain::CopyFrom(GuestMemoryView mem, uint64_t offset, std::span<uint8_t> out) const {
   size_t done = 0;
   for (const DescSegment& s : segments) {

@@ -31,6 +31,9 @@
 
 namespace kf::virtio {
 
+// VRING_USED_F_NO_NOTIFY (<linux/virtio_ring.h> does not compile as C++).
+inline constexpr uint16_t kUsedFlagNoNotify = 1;
+
 // Which buffers a device accepts in a chain.
 enum class ChainDirection {
   kDeviceReadable,  // only driver->device buffers (e.g. vsock tx)
@@ -109,6 +112,9 @@ class Virtqueue {
   // Returns a chain to the driver: used ring entry, then (after a release
   // fence) the used idx. `len` is the number of bytes the device wrote.
   void PushUsed(GuestMemoryView mem, uint16_t head, uint32_t len);
+  // Writes the used ring's flags (VRING_USED_F_NO_NOTIFY or 0): a device
+  // that polls the avail ring itself tells the driver not to notify.
+  void SetUsedFlags(GuestMemoryView mem, uint16_t flags);
   // True when PushUsed was called since the last call.
   bool TakeUsedFlag() { return std::exchange(used_flag_, false); }
 

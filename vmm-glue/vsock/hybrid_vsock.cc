@@ -30,6 +30,7 @@ Result<std::unique_ptr<HybridVsock>> HybridVsock::Create(GuestMemoryView mem, ui
   v->mem_ = mem;
   ASSIGN_OR_RETURN(v->muxer_, UnixMuxer::Create(options.uds_path));
   v->device_ = std::make_unique<VsockDevice>(options.guest_cid, v->muxer_.get());
+  v->device_->set_poll_mode(options.poll_on_wait);
   v->transport_ =
       std::make_unique<virtio::MmioTransport>(mem, mmio_base, v->device_.get(), "virtio-vsock");
   return v;
@@ -46,6 +47,8 @@ Status HybridVsock::ProcessHostEvents() {
   device_->ProcessRx();
   return Status::Ok();
 }
+
+void HybridVsock::PollGuestQueues() { device_->PollQueues(); }
 
 Status HybridVsock::AddClient(UniqueFd connected_stream_socket) {
   return muxer_->AddClient(std::move(connected_stream_socket));

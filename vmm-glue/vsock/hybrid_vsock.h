@@ -38,6 +38,10 @@ struct HybridVsockOptions {
   // Empty: no host listener (clients may still be added with AddClient), and
   // guest-initiated connections are refused.
   std::string uds_path;
+  // The guest idles on a wait port and the VMM calls PollGuestQueues() each
+  // time it does: the device sets VRING_USED_F_NO_NOTIFY and the driver's
+  // notifies (MMIO exits) become unnecessary. For the bare guest.
+  bool poll_on_wait = false;
 };
 
 class HybridVsock {
@@ -54,6 +58,9 @@ class HybridVsock {
   // into rx buffers as guest credit allows, flushes queued client writes.
   // Errors only for VMM-fatal conditions; a bad client is just closed.
   Status ProcessHostEvents();
+  // poll_on_wait: the guest stopped to wait; take what it queued (tx,
+  // buffers) as if it had notified every queue.
+  void PollGuestQueues();
   // As if `connected_stream_socket` had been accepted on uds_path.
   Status AddClient(UniqueFd connected_stream_socket);
   // True if, since the last call, the device put anything in a used ring

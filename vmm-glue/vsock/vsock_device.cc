@@ -29,6 +29,10 @@ bool VsockDevice::active() const { return transport_ != nullptr && transport_->a
 
 void VsockDevice::Activate(virtio::VirtioTransport* transport) {
   transport_ = transport;
+  if (poll_mode_) {
+    for (uint32_t i = 0; i < num_queues(); ++i)
+      transport_->queue(i).SetUsedFlags(transport_->memory(), virtio::kUsedFlagNoNotify);
+  }
   DeliverEvents();
   ProcessRx();  // host connections may have queued before the driver was ready
 }
@@ -46,6 +50,12 @@ void VsockDevice::QueueNotify(uint32_t index) {
     case kEventQueue: DeliverEvents(); break;
     default: break;
   }
+}
+
+void VsockDevice::PollQueues() {
+  if (!active()) return;
+  ProcessTx();  // also moves rx
+  DeliverEvents();
 }
 
 void VsockDevice::BadChain(Virtqueue& q, uint16_t head, const std::string& why) {

@@ -67,6 +67,14 @@ class VsockDevice final : public virtio::VirtioDevice {
   // Moves whatever the backend has into rx buffers (called after host
   // socket events; notifies do it themselves).
   void ProcessRx();
+  // Polling mode: the VMM calls PollQueues() whenever the guest stops to
+  // wait, so the driver need not notify; every queue's used ring then
+  // carries VRING_USED_F_NO_NOTIFY (set on activation), which saves the
+  // guest an MMIO exit per notify. Off by default (drivers that never wait
+  // on a port, e.g. Linux, must notify).
+  void set_poll_mode(bool on) { poll_mode_ = on; }
+  // Processes tx, events and rx as if each queue had been notified.
+  void PollQueues();
   // Queues VIRTIO_VSOCK_EVENT_TRANSPORT_RESET; it goes out as soon as the
   // driver is OK and an event buffer is posted, and rx waits until it has.
   void QueueTransportReset();
@@ -93,6 +101,7 @@ class VsockDevice final : public virtio::VirtioDevice {
   VsockBackend* backend_;
   virtio::VirtioTransport* transport_ = nullptr;  // while active
   bool reset_event_pending_ = false;
+  bool poll_mode_ = false;
   virtio::DescChain chain_;  // scratch, kept for its capacity
   Counters counters_;
 };
