@@ -27,6 +27,15 @@ IoAction BareGuestPorts::Write(uint64_t port, std::span<const uint8_t> data) {
   return IoAction::kContinue;
 }
 
+bool BareGuestPorts::ServeExtraFd() {
+  auto stop = hooks_.on_extra_fd();
+  if (!stop.ok()) {
+    Fail(stop.error());
+    return true;
+  }
+  return *stop;
+}
+
 // `in KF_PORT_WAIT`: 1 when the device has put something in a used ring
 // since the guest last looked, else sleep on the host's fds until it has.
 IoAction BareGuestPorts::Read(uint64_t port, std::span<uint8_t> data) {
@@ -45,11 +54,7 @@ IoAction BareGuestPorts::Read(uint64_t port, std::span<uint8_t> data) {
       // the control socket: look at it without waiting.
       if (hooks_.extra_fd >= 0) {
         pollfd ctl{hooks_.extra_fd, POLLIN, 0};
-        if (::poll(&ctl, 1, 0) == 1) {
-          auto stop = hooks_.on_extra_fd();
-          if (!stop.ok()) return Fail(stop.error());
-          if (*stop) return IoAction::kStop;
-        }
+        if (::poll(&ctl, 1, 0) == 1 && ServeExtraFd()) return IoAction::kStop;
       }
       const uint32_t one = 1;
       std::memcpy(data.data(), &one, 4);
@@ -64,11 +69,7 @@ IoAction BareGuestPorts::Read(uint64_t port, std::span<uint8_t> data) {
       if (errno == EINTR) continue;
       return Fail(Error::Sys("poll in the VMM event loop"));
     }
-    if (n == 2 && fds[1].revents != 0) {
-      auto stop = hooks_.on_extra_fd();
-      if (!stop.ok()) return Fail(stop.error());
-      if (*stop) return IoAction::kStop;
-    }
+    if (n == 2 && fds[1].revents != 0 && ServeExtraFd()) return IoAction::kStop;
   }
 }
 

@@ -43,6 +43,8 @@ class BareGuestPorts : public IoDevice {
 
  private:
   IoAction Fail(Error e);
+  // Runs on_extra_fd; true when the vCPU must stop (asked to, or failed).
+  bool ServeExtraFd();
 
   vsock::HybridVsock* vsock_;
   Hooks hooks_;
