@@ -186,7 +186,8 @@ Result<BareBootResult> CreateBareTemplate(const Kvm& kvm, const BareTemplateOpti
   if (ports.panicked())
     return Error("the bare guest panicked while booting (" + DescribeBarePanic(view) + ")");
   if (*stopped == StopReason::kShutdown)
-    return Error("the bare guest crashed while booting (triple fault)");
+    return Error("the bare guest crashed while booting (triple fault; " +
+                 vcpu.DescribeForCrash() + ")");
   if (g_boot_timed_out || *stopped == StopReason::kInterrupted)
     return Error(std::string(ports.ready() ? "the agent did not answer over vsock"
                                            : "the bare guest did not signal READY") +

@@ -100,7 +100,7 @@ Status RunSandboxVmm(const Kvm& kvm, const LoadedTemplate& tmpl, int control_fd,
   ASSIGN_OR_RETURN(StopReason why, RunVcpu(vcpu, bus));
   if (ports.failure() != nullptr) return *ports.failure();
   if (ports.panicked()) return Error("guest panicked (" + DescribeBarePanic(view) + ")");
-  if (why == StopReason::kShutdown) return Error("guest shut down (triple fault)");
+  if (why == StopReason::kShutdown) return Error("guest shut down (triple fault; " + vcpu.DescribeForCrash() + ")");
   return Status::Ok();
 }
 

@@ -1,5 +1,7 @@
 #include "vmm-glue/vcpu.h"
 
+#include <cstdio>
+
 #include "vmm-glue/kvm_abi.h"
 
 #include <sys/ioctl.h>
@@ -73,6 +75,19 @@ Status Vcpu::SetRegs(const kvm_regs& regs) {
   kvm_regs copy = regs;
   if (IoctlRetry(fd_.get(), KVM_SET_REGS, &copy) < 0) return IoctlError("KVM_SET_REGS");
   return Status::Ok();
+}
+
+std::string Vcpu::DescribeForCrash() const {
+  auto regs = GetRegs();
+  auto sregs = GetSregs();
+  if (!regs.ok() || !sregs.ok()) return "registers unreadable";
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "rip=%#llx rsp=%#llx rflags=%#llx cr2=%#llx cr3=%#llx cs=%#x ss=%#x",
+                (unsigned long long)regs->rip, (unsigned long long)regs->rsp,
+                (unsigned long long)regs->rflags, (unsigned long long)sregs->cr2,
+                (unsigned long long)sregs->cr3, sregs->cs.selector, sregs->ss.selector);
+  return buf;
 }
 
 Result<kvm_sregs> Vcpu::GetSregs() const {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "vmm-glue/kvm.h"
@@ -50,6 +51,10 @@ class Vcpu {
   Result<VcpuState> CaptureState(const std::vector<uint32_t>& msr_indices,
                                  const std::vector<kvm_cpuid_entry2>& cpuid);
   Status RestoreState(const VcpuState& state);
+
+  // "rip=... rsp=... cr2=... cr3=... cs=..." for a crash report (a triple
+  // fault leaves the registers as they were when the last fault hit).
+  std::string DescribeForCrash() const;
 
  private:
   Result<std::vector<MsrValue>> GetMsrs(const std::vector<uint32_t>& indices) const;
