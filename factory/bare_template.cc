@@ -20,6 +20,7 @@
 #include "factory/agent_client.h"
 #include "factory/bare_ports.h"
 #include "factory/clock.h"
+#include "factory/template_host.h"
 #include "memshare/guest_backing.h"
 #include "snapshot/template_files.h"
 #include "vmm-glue/bare_loader.h"
@@ -78,14 +79,6 @@ class TemplateProbe {
   std::optional<Result<AgentClient>> client_;
   Result<uint64_t> ping_ = Error("not run");
 };
-
-std::string CpuModel() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
 
 }  // namespace
 
@@ -222,11 +215,7 @@ Result<BareBootResult> CreateBareTemplate(const Kvm& kvm, const BareTemplateOpti
   state.vcpus.push_back(std::move(vs));
   ASSIGN_OR_RETURN(state.vm, vm.CaptureState());
   state.vsock = vsock->Save();
-  utsname uts{};
-  ::uname(&uts);
-  state.host.kernel_release = uts.release;
-  state.host.cpu_model = CpuModel();
-  state.host.is_pvm = kvm.info().is_pvm;
+  state.host = DescribeTemplateHost(kvm);
   RETURN_IF_ERROR(WriteTemplate(out_dir, std::move(state),
                                 std::span<const uint8_t>(memory.data(), memory.size())));
   return result;

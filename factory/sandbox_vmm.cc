@@ -9,6 +9,8 @@
 #include "factory/bare_ports.h"
 #include "factory/bare_template.h"
 #include "factory/clock.h"
+#include "factory/linux_sandbox.h"
+#include "factory/sandbox_control.h"
 #include "memshare/guest_backing.h"
 #include "vmm-glue/guest_memory.h"
 #include "vmm-glue/run_loop.h"
@@ -16,47 +18,12 @@
 
 namespace kf {
 
-namespace {
-
-void Send(int fd, const SandboxReply& reply) {
-  // Only the header and the used part of data travel.
-  const size_t size = offsetof(SandboxReply, data) + reply.len;
-  while (::send(fd, &reply, size, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno == EINTR) {
-  }
-}
-
-// One control request. Returns true when the requester has gone (EOF): the
-// sandbox then stops.
-Result<bool> ServeControl(int fd, const SandboxTimings& timings, const BareGuestPorts& ports) {
-  SandboxRequest req;
-  ssize_t n = ::recv(fd, &req, sizeof req, MSG_DONTWAIT);
-  if (n == 0) return true;
-  if (n < 0) {
-    if (errno == EINTR || errno == EAGAIN) return false;
-    if (errno == ECONNRESET) return true;
-    return Error::Sys("recv on control socket");
-  }
-  SandboxReply reply;
-  reply.op = req.op;
-  if (static_cast<size_t>(n) != sizeof req || req.magic != kSandboxMsgMagic ||
-      req.op != kHostOpTimings) {
-    reply.status = kVmmStatusBadRequest;
-    Send(fd, reply);
-    return false;
-  }
-  SandboxTimings t = timings;
-  t.first_wait_ns = ports.first_wait_ns();
-  reply.len = sizeof t;
-  std::memcpy(reply.data, &t, sizeof t);
-  Send(fd, reply);
-  return false;
-}
-
-}  // namespace
 
 Status RunSandboxVmm(const Kvm& kvm, const LoadedTemplate& tmpl, int control_fd,
                      const SandboxOptions& options, SandboxTimings timings) {
   const TemplateState& st = tmpl.state;
+  if (st.guest_kind == kGuestKindLinux)
+    return RunLinuxSandboxVmm(kvm, tmpl, control_fd, options, timings);
   if (!st.vsock.has_value()) return Error("template has no vsock device state");
   PrivateMapOptions map_options;
   map_options.mergeable = options.mergeable;
@@ -85,7 +52,9 @@ Status RunSandboxVmm(const Kvm& kvm, const LoadedTemplate& tmpl, int control_fd,
   BareGuestPorts* ports_ptr = nullptr;
   BareGuestPorts::Hooks hooks;
   hooks.extra_fd = control_fd;
-  hooks.on_extra_fd = [&]() { return ServeControl(control_fd, timings, *ports_ptr); };
+  hooks.on_extra_fd = [&]() {
+    return ServeSandboxControl(control_fd, timings, ports_ptr->first_wait_ns());
+  };
   BareGuestPorts ports(vsock.get(), std::move(hooks));
   ports_ptr = &ports;
   IoBus bus;
@@ -93,9 +62,7 @@ Status RunSandboxVmm(const Kvm& kvm, const LoadedTemplate& tmpl, int control_fd,
   RETURN_IF_ERROR(bus.AddMmio(KF_BARE_VSOCK_MMIO_GPA, vsock::kMmioWindowSize, vsock->mmio(),
                               "virtio-vsock"));
 
-  SandboxReply listening;
-  listening.op = kVmmEventListening;
-  Send(control_fd, listening);
+  SendListening(control_fd);
 
   ASSIGN_OR_RETURN(StopReason why, RunVcpu(vcpu, bus));
   if (ports.failure() != nullptr) return *ports.failure();

@@ -11,6 +11,11 @@ PACKAGES=(
   python3
   # The nested test tier and guest images (scripts/nested-kvm).
   qemu-system-x86 busybox-static cpio lz4 kmod
+  # The Linux guest image (scripts/build-guest): mkfs.ext4 -d and debugfs,
+  # readelf and strip.
+  e2fsprogs binutils
+  # iasl: the ACPI unit test disassembles our tables with it.
+  acpica-tools
 )
 
 missing=()

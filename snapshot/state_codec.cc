@@ -174,6 +174,14 @@ void EncodeTemplateState(const TemplateState& in, snapshot_pb::TemplateState* ou
   out->mutable_bare()->set_seed(in.bare.seed);
   out->mutable_bare()->set_image_checksum(in.bare.image_checksum);
 
+  if (in.guest_kind == kGuestKindLinux) {
+    snapshot_pb::LinuxGuestConfig* lg = out->mutable_linux_guest();
+    lg->set_cmdline(in.linux_guest.cmdline);
+    lg->set_kernel_checksum(in.linux_guest.kernel_checksum);
+    lg->set_initrd_checksum(in.linux_guest.initrd_checksum);
+    if (in.linux_guest.serial.has_value()) *lg->mutable_serial() = *in.linux_guest.serial;
+  }
+
   EncodeVmState(in.vm, out->mutable_vm());
   for (const VcpuState& vcpu : in.vcpus) EncodeVcpuState(vcpu, out->add_vcpus());
 
@@ -206,6 +214,15 @@ Result<TemplateState> DecodeTemplateState(const snapshot_pb::TemplateState& in) 
   out.vm_config.irqchip = in.vm_config().irqchip();
   out.vm_config.pit = in.vm_config().pit();
   out.bare = {in.bare().init_bytes(), in.bare().seed(), in.bare().image_checksum()};
+
+  if (in.has_linux_guest()) {
+    const snapshot_pb::LinuxGuestConfig& lg = in.linux_guest();
+    out.linux_guest.cmdline = lg.cmdline();
+    out.linux_guest.kernel_checksum = lg.kernel_checksum();
+    out.linux_guest.initrd_checksum = lg.initrd_checksum();
+    // Checked by the UART model when a clone restores it.
+    if (lg.has_serial()) out.linux_guest.serial = lg.serial();
+  }
 
   ASSIGN_OR_RETURN(out.vm, DecodeVmState(in.vm()));
   if (static_cast<size_t>(in.vcpus_size()) > kMaxVcpus) {

@@ -131,6 +131,13 @@ std::string DescribeTemplate(const TemplateState& s) {
         Format(", seed 0x%llx, image xxh3 %016llx\n", static_cast<unsigned long long>(s.bare.seed),
                static_cast<unsigned long long>(s.bare.image_checksum));
   }
+  if (s.guest_kind == kGuestKindLinux) {
+    out += "linux:    cmdline \"" + s.linux_guest.cmdline + "\"\n" +
+           Format("          kernel xxh3 %016llx, initrd xxh3 %016llx, serial %s\n",
+                  static_cast<unsigned long long>(s.linux_guest.kernel_checksum),
+                  static_cast<unsigned long long>(s.linux_guest.initrd_checksum),
+                  s.linux_guest.serial.has_value() ? "saved" : "none");
+  }
   Pieces vm;
   vm.Add(s.vm.pic_master.has_value(), "pic_master");
   vm.Add(s.vm.pic_slave.has_value(), "pic_slave");

@@ -109,6 +109,16 @@ Status ValidateTemplateState(const TemplateState& state) {
   for (size_t i = 0; i < state.vcpus.size(); ++i) {
     RETURN_IF_ERROR(ValidateVcpu(state.vcpus[i], i));
   }
+  if (state.guest_kind == kGuestKindLinux) {
+    // A kernel that booted with an IOAPIC and virtio devices cannot resume
+    // without them.
+    if (!state.vm_config.irqchip || !state.vm_config.pit)
+      return Error("a linux template needs the in-kernel irqchip and PIT");
+    if (!state.vsock.has_value()) return Error("a linux template has no vsock device state");
+    if (state.mem_size > kLinuxMaxMemSize)
+      return Error("a linux template's memory (" + std::to_string(state.mem_size) +
+                   " bytes) runs into the MMIO hole at 3 GiB");
+  }
   return Status::Ok();
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "proto/snapshot.pb.h"
 #include "proto/vsock_state.pb.h"
 #include "vmm-glue/result.h"
 #include "vmm-glue/vcpu_state.h"
@@ -20,7 +21,8 @@ namespace kf {
 // Bumped whenever a template written by this build could be misread by the
 // previous one. Readers accept exactly this version: a template is cheap to
 // re-create, a wrongly restored VM is not.
-inline constexpr uint32_t kTemplateFormatVersion = 2;  // 2: vsock device state
+// 2: vsock device state; 3: Linux guests (linux_guest, serial state).
+inline constexpr uint32_t kTemplateFormatVersion = 3;
 
 inline constexpr char kGuestKindBare[] = "bare";
 inline constexpr char kGuestKindLinux[] = "linux";
@@ -33,6 +35,8 @@ inline constexpr uint64_t kMemoryFooterSize = 64;
 // loop without bound.
 inline constexpr uint64_t kMaxMemSize = 1ull << 44;  // 16 TiB
 inline constexpr size_t kMaxVcpus = 4096;
+// Linux guests keep RAM below the 32-bit MMIO hole (factory/linux_layout.h).
+inline constexpr uint64_t kLinuxMaxMemSize = 0xc0000000ull;
 inline constexpr size_t kMaxMemoryRegions = 64;
 inline constexpr size_t kMaxCpuidEntries = 4096;
 inline constexpr size_t kMaxMsrs = 4096;
@@ -53,6 +57,14 @@ struct BareGuestConfig {
   uint64_t init_bytes = 0;      // kf_boot_info.init_size
   uint64_t seed = 0;            // kf_boot_info.seed
   uint64_t image_checksum = 0;  // XXH3-64 of the bare image that was booted
+};
+
+// Parameters and device state of a Linux guest; empty for bare guests.
+struct LinuxGuestConfig {
+  std::string cmdline;
+  uint64_t kernel_checksum = 0;  // XXH3-64 of the kernel file that was booted
+  uint64_t initrd_checksum = 0;  // XXH3-64 of the initramfs
+  std::optional<katafactory::snapshot::v1::SerialState> serial;
 };
 
 // The host the template was taken on.
@@ -77,6 +89,7 @@ struct TemplateState {
   std::vector<MemoryRegion> regions;
   VmConfig vm_config;
   BareGuestConfig bare;
+  LinuxGuestConfig linux_guest;
   VmState vm;
   std::vector<VcpuState> vcpus;  // index = vCPU id
   TemplateHost host;

@@ -77,6 +77,23 @@ Status Vcpu::SetRegs(const kvm_regs& regs) {
   return Status::Ok();
 }
 
+Status Vcpu::SetupLapicVirtualWire() {
+  constexpr size_t kLvtLint0 = 0x350, kLvtLint1 = 0x360;
+  constexpr uint32_t kDeliveryExtInt = 7u << 8, kDeliveryNmi = 4u << 8;
+  kvm_lapic_state lapic{};
+  if (IoctlRetry(fd_.get(), KVM_GET_LAPIC, &lapic) < 0) return IoctlError("KVM_GET_LAPIC");
+  auto set_lvt = [&](size_t offset, uint32_t delivery) {
+    uint32_t v;
+    std::memcpy(&v, lapic.regs + offset, sizeof v);
+    v = (v & ~0x700u) | delivery;
+    std::memcpy(lapic.regs + offset, &v, sizeof v);
+  };
+  set_lvt(kLvtLint0, kDeliveryExtInt);
+  set_lvt(kLvtLint1, kDeliveryNmi);
+  if (IoctlRetry(fd_.get(), KVM_SET_LAPIC, &lapic) < 0) return IoctlError("KVM_SET_LAPIC");
+  return Status::Ok();
+}
+
 std::string Vcpu::DescribeForCrash() const {
   auto regs = GetRegs();
   auto sregs = GetSregs();

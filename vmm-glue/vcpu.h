@@ -39,6 +39,10 @@ class Vcpu {
   int id() const { return id_; }
 
   Status SetCpuid(const std::vector<kvm_cpuid_entry2>& entries);
+  // The boot CPU's LAPIC in "virtual wire" mode, as firmware leaves it: LINT0
+  // takes ExtINT (the 8259's output), LINT1 NMI. Linux expects this before
+  // it switches to the IOAPIC (needs the in-kernel irqchip).
+  Status SetupLapicVirtualWire();
   Result<kvm_regs> GetRegs() const;
   Status SetRegs(const kvm_regs& regs);
   Result<kvm_sregs> GetSregs() const;

@@ -70,6 +70,28 @@ Result<Vcpu> Vm::CreateVcpu(int id) {
   return Vcpu(std::move(owned), static_cast<kvm_run*>(run), size, host_, id);
 }
 
+Status Vm::SetIrqLine(uint32_t gsi, bool level) const {
+  if (!config_.irqchip) return Error("KVM_IRQ_LINE: the VM has no in-kernel irqchip");
+  kvm_irq_level irq{};
+  irq.irq = gsi;
+  irq.level = level ? 1 : 0;
+  if (IoctlRetry(fd_.get(), KVM_IRQ_LINE, &irq) < 0)
+    return IoctlError("KVM_IRQ_LINE");
+  return Status::Ok();
+}
+
+Status Vm::MaskLegacyPic() const {
+  if (!config_.irqchip) return Error("masking the 8259: the VM has no in-kernel irqchip");
+  for (uint32_t id : {KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE}) {
+    kvm_irqchip chip{};
+    chip.chip_id = id;
+    if (IoctlRetry(fd_.get(), KVM_GET_IRQCHIP, &chip) < 0) return IoctlError("KVM_GET_IRQCHIP");
+    chip.chip.pic.imr = 0xff;
+    if (IoctlRetry(fd_.get(), KVM_SET_IRQCHIP, &chip) < 0) return IoctlError("KVM_SET_IRQCHIP");
+  }
+  return Status::Ok();
+}
+
 namespace {
 
 // Reads one irqchip (KVM_IRQCHIP_PIC_MASTER / _SLAVE / _IOAPIC).

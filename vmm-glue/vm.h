@@ -30,6 +30,15 @@ class Vm {
   Status SetMemorySlot(uint32_t slot, uint64_t gpa, uint64_t size, void* hva,
                        bool read_only = false);
   Result<Vcpu> CreateVcpu(int id);
+  // KVM_IRQ_LINE on the in-kernel irqchip (PIC and IOAPIC pin `gsi`).
+  // Thread-safe: devices raise lines from whichever thread serves them.
+  Status SetIrqLine(uint32_t gsi, bool level) const;
+  // Masks every line of the in-kernel 8259 pair. For guests that never
+  // program it (Linux with a HW-reduced ACPI FADT uses only the IOAPIC):
+  // KVM routes GSIs 0-15 to the 8259 too, and an unprogrammed 8259 with
+  // vector base 0 would turn device interrupts into exceptions 0-15 through
+  // the BSP's ExtINT LINT0.
+  Status MaskLegacyPic() const;
 
   // VM-wide state. Pieces the host does not support are recorded in
   // VmState::unsupported with the reason, never silently dropped.

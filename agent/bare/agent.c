@@ -8,74 +8,46 @@
  * blocked in the VMM on an `in` from KF_PORT_WAIT: no spinning, so an idle
  * clone uses no CPU.
  *
- * This file is the protocol's framing (agent/proto/agent_frame.h) over a
- * connection; serve.c answers the requests; vsock.c carries the bytes.
+ * This file runs the protocol core (agent/core/core.h: framing, dispatch)
+ * over each connection; serve.c is the bare platform's side of the requests;
+ * vsock.c carries the bytes.
  */
 #include "agent/bare/bare.h"
 #include "agent/bare/hostile.h"
 #include "agent/bare/rng.h"
 #include "agent/bare/serve.h"
 #include "agent/bare/vsock.h"
-#include "agent/proto/agent_frame.h"
+#include "agent/core/core.h"
 
-/* Requests are small (SetIdentity, the largest, is under 500 bytes). */
-#define REQUEST_PAYLOAD_MAX 8192u
-/* Room a reply frame may need: a 4 KiB Random reply plus its envelope. */
-#define REPLY_FRAME_MAX (KF_AGENT_FRAME_HEADER_SIZE + KF_AGENT_RANDOM_MAX + 64u)
-
-_Static_assert(KF_AGENT_FRAME_HEADER_SIZE + REQUEST_PAYLOAD_MAX <= KF_CONN_IN_SIZE,
+_Static_assert(KF_AGENT_FRAME_HEADER_SIZE + KF_CORE_REQUEST_PAYLOAD_MAX <= KF_CONN_IN_SIZE,
                "a whole request frame fits a connection's input buffer");
-_Static_assert(REPLY_FRAME_MAX <= KF_CONN_OUT_SIZE, "a reply fits the output buffer");
-
-/* Static: a response holds up to 4 KiB of Random data. */
-static struct kf_agent_response g_resp;
-
-/* Appends one response frame; the caller has checked REPLY_FRAME_MAX fits. */
-static void send_frame(struct kf_conn* c, uint32_t stream_id, const struct kf_agent_response* r) {
-  uint8_t* p = kf_conn_reserve(c, REPLY_FRAME_MAX);
-  if (p == 0) return;
-  size_t n = 0;
-  int rc = kf_agent_encode_response(r, p + KF_AGENT_FRAME_HEADER_SIZE,
-                                    REPLY_FRAME_MAX - KF_AGENT_FRAME_HEADER_SIZE, &n);
-  if (rc != KF_PB_OK) {
-    kf_serve_error(&g_resp, KF_AGENT_ERR_INTERNAL, kf_pb_strerror(rc));
-    rc = kf_agent_encode_response(&g_resp, p + KF_AGENT_FRAME_HEADER_SIZE,
-                                  REPLY_FRAME_MAX - KF_AGENT_FRAME_HEADER_SIZE, &n);
-    if (rc != KF_PB_OK) return;
-  }
-  struct kf_agent_frame_header h = {(uint32_t)n, stream_id, KF_AGENT_FRAME_RESPONSE, 0};
-  if (kf_agent_frame_header_encode(&h, p) != KF_PB_OK) return;
-  kf_conn_commit(c, KF_AGENT_FRAME_HEADER_SIZE + (uint32_t)n);
-}
+_Static_assert(KF_CORE_REPLY_FRAME_MAX <= KF_CONN_OUT_SIZE, "a reply fits the output buffer");
 
 static void on_open(struct kf_conn* c) {
-  kf_serve_ready(&g_resp);
-  send_frame(c, KF_AGENT_STREAM_AGENT, &g_resp);
+  uint8_t* p = kf_conn_reserve(c, KF_CORE_REPLY_FRAME_MAX);
+  if (p == 0) return;
+  size_t n = kf_core_ready_frame(p, KF_CORE_REPLY_FRAME_MAX);
+  if (n != 0) kf_conn_commit(c, (uint32_t)n);
 }
 
 /* Serves every complete request frame while a reply has room. A bad header
- * gets an ErrorReply BAD_FRAME, then the connection closes: after a broken
- * header the stream has no frame boundaries left to trust. */
+ * gets an ErrorReply BAD_FRAME, then the connection closes (core.h). */
 static void on_input(struct kf_conn* c) {
   for (;;) {
     uint32_t avail;
     const uint8_t* in = kf_conn_input(c, &avail);
     if (avail < KF_AGENT_FRAME_HEADER_SIZE) return;
-    if (kf_conn_reserve(c, REPLY_FRAME_MAX) == 0) return; /* until the peer reads */
-    struct kf_agent_frame_header h;
-    int rc = kf_agent_frame_header_decode(in, &h);
-    if (rc == KF_PB_OK && h.type != KF_AGENT_FRAME_REQUEST) rc = KF_PB_ERR_FRAME_TYPE;
-    if (rc == KF_PB_OK && h.length > REQUEST_PAYLOAD_MAX) rc = KF_PB_ERR_FRAME_LENGTH;
-    if (rc != KF_PB_OK) {
-      kf_serve_error(&g_resp, KF_AGENT_ERR_BAD_FRAME, kf_pb_strerror(rc));
-      send_frame(c, h.stream_id, &g_resp);
+    uint8_t* out = kf_conn_reserve(c, KF_CORE_REPLY_FRAME_MAX);
+    if (out == 0) return; /* until the peer reads */
+    size_t consumed, n;
+    int rc = kf_core_serve_frame(in, avail, out, KF_CORE_REPLY_FRAME_MAX, &consumed, &n);
+    if (n != 0) kf_conn_commit(c, (uint32_t)n);
+    if (rc == KF_CORE_FRAME_BAD) {
       kf_conn_close(c);
       return;
     }
-    if (avail - KF_AGENT_FRAME_HEADER_SIZE < h.length) return; /* the rest is on its way */
-    kf_serve_request(in + KF_AGENT_FRAME_HEADER_SIZE, h.length, &g_resp);
-    send_frame(c, h.stream_id, &g_resp);
-    kf_conn_consume(c, KF_AGENT_FRAME_HEADER_SIZE + h.length);
+    if (rc == KF_CORE_FRAME_NEED_MORE) return; /* the rest is on its way */
+    kf_conn_consume(c, (uint32_t)consumed);
   }
 }
 

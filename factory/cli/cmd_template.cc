@@ -1,9 +1,13 @@
 // `kata-factory template create|inspect`.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "agent/bare/bare_image.h"
 #include "factory/bare_template.h"
+#include "factory/linux_template.h"
 #include "factory/cli/args.h"
 #include "factory/cli/commands.h"
 #include "factory/cli/json.h"
@@ -21,17 +25,81 @@ constexpr char kTemplateHelp[] =
     "      (DIR must not exist). Defaults: --mem-mib 128 --init-mib 64.\n"
     "      --init-mib is the memory the bare guest writes at boot: the stand-in\n"
     "      for the start-up work a template saves every clone.\n"
+    "  kata-factory template create --guest linux --out DIR [--guest-dir G]\n"
+    "                               [--kernel K] [--initrd I] [--cmdline C]\n"
+    "                               [--mem-mib M] [--boot-timeout S] [--json]\n"
+    "      Boot a Linux kernel whose initramfs /init is the agent, wait until the\n"
+    "      agent answers on vsock port 1024, snapshot it into DIR. The kernel and\n"
+    "      initramfs come from G (the output of scripts/build-guest: vmlinuz and\n"
+    "      initramfs.cpio.gz; default $KF_GUEST_DIR, else guest/ beside this\n"
+    "      binary) unless --kernel/--initrd name them. Defaults: --mem-mib 256\n"
+    "      --boot-timeout 300. The boot console is kept as DIR/boot-console.log.\n"
     "  kata-factory template inspect DIR [--json]\n"
-    "      Validate DIR's state (version, sizes, checksums) and describe it.\n"
-    "Only --guest bare exists so far (Linux guests: issue #4).\n";
+    "      Validate DIR's state (version, sizes, checksums) and describe it.\n";
+
+// Where scripts/build-guest put the Linux guest, when not given.
+std::string DefaultGuestDir() {
+  if (const char* env = std::getenv("KF_GUEST_DIR"); env != nullptr && *env != '\0') return env;
+  std::string self;
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n > 0) self.assign(buf, static_cast<size_t>(n));
+  const size_t slash = self.rfind('/');
+  return (slash == std::string::npos ? std::string(".") : self.substr(0, slash)) + "/guest";
+}
+
+int CreateLinux(const Args& args) {
+  const std::string out = args.Get("out");
+  if (out.empty()) return Fail("template create needs --out DIR", kExitUsage);
+  for (const char* bare_only : {"init-mib", "seed"})
+    if (args.Has(bare_only))
+      return Fail(std::string("--") + bare_only + " is for --guest bare", kExitUsage);
+  auto mem = args.GetUint("mem-mib", 256);
+  auto timeout = args.GetUint("boot-timeout", 300);
+  for (auto* r : {&mem, &timeout})
+    if (!r->ok()) return Fail(r->error().message(), kExitUsage);
+  const std::string guest_dir = args.Get("guest-dir", DefaultGuestDir());
+  LinuxTemplateOptions o;
+  o.kernel_path = args.Get("kernel", guest_dir + "/vmlinuz");
+  o.initrd_path = args.Get("initrd", guest_dir + "/initramfs.cpio.gz");
+  o.cmdline = args.Get("cmdline", "");
+  o.mem_bytes = *mem << 20;
+  o.boot_timeout_s = static_cast<int>(*timeout);
+  o.verbose = !args.Has("json");
+  for (const std::string* path : {&o.kernel_path, &o.initrd_path})
+    if (::access(path->c_str(), R_OK) != 0)
+      return Fail(*path + ": not readable (build the guest with scripts/build-guest --out " +
+                  guest_dir + ", or pass --guest-dir/--kernel/--initrd)");
+  auto kvm = Kvm::Open();
+  if (!kvm.ok()) return Fail("KVM is not usable here: " + kvm.error().message());
+  auto result = CreateLinuxTemplate(*kvm, o, out);
+  if (!result.ok()) return Fail(result.error().message());
+  if (args.Has("json")) {
+    Json j;
+    j.BeginObject().Str("template", out).Str("guest", "linux").Uint("mem_bytes", o.mem_bytes)
+        .Str("kernel", o.kernel_path).Str("initrd", o.initrd_path)
+        .Num("boot_ms", result->boot_ns / 1e6).Uint("agent_probes", result->probes).EndObject();
+    std::cout << j.str() << "\n";
+  } else {
+    std::printf("template %s: linux guest, %llu MiB, agent answered after %.2f s (%llu probes)\n",
+                out.c_str(), (unsigned long long)(o.mem_bytes >> 20), result->boot_ns / 1e9,
+                (unsigned long long)result->probes);
+  }
+  return 0;
+}
 
 int Create(const Argv& argv) {
   auto args = Args::Parse(argv, {"json", "pit", "no-irqchip", "help"},
-                          {"guest", "out", "mem-mib", "init-mib", "seed", "boot-timeout"});
+                          {"guest", "out", "mem-mib", "init-mib", "seed", "boot-timeout",
+                           "guest-dir", "kernel", "initrd", "cmdline"});
   if (!args.ok()) return Fail(args.error().message(), kExitUsage);
   if (args->Has("help")) return std::fputs(kTemplateHelp, stdout), 0;
   const std::string guest = args->Get("guest", "bare");
-  if (guest != "bare") return Fail("--guest " + guest + ": only 'bare' is supported", kExitUsage);
+  if (guest == "linux") return CreateLinux(*args);
+  if (guest != "bare") return Fail("--guest " + guest + ": want bare or linux", kExitUsage);
+  for (const char* linux_only : {"guest-dir", "kernel", "initrd", "cmdline"})
+    if (args->Has(linux_only))
+      return Fail(std::string("--") + linux_only + " is for --guest linux", kExitUsage);
   const std::string out = args->Get("out");
   if (out.empty()) return Fail("template create needs --out DIR", kExitUsage);
   auto mem = args->GetUint("mem-mib", 128);
