@@ -108,6 +108,7 @@ Result<std::unique_ptr<LinuxMachine>> LinuxMachine::Create(const Kvm& kvm, Guest
   LinuxMachine* self = m.get();
   vsock::HybridVsockOptions vo;
   vo.uds_path = options.agent_sock;
+  vo.hold_rx_until_reset_ack = true;
   ASSIGN_OR_RETURN(m->vsock_, vsock::HybridVsock::Create(mem, linux_layout::kVsockMmioGpa, vo));
   // Edge-triggered (the DSDT says so): a pulse per notification. Linux's
   // handler reads InterruptStatus, so pulses that merge lose nothing.

@@ -83,6 +83,16 @@ class KvmLinuxTest : public ::testing::Test {
     EXPECT_TRUE(c.ok()) << c.error().message();
     return std::move(*c);
   }
+  // ConnectAgent, with the clone's console in the failure message.
+  static Result<AgentClient> Connect(const CloneHandle& c) {
+    auto a = ConnectAgent(c, 60000);
+    if (a.ok()) return a;
+    const std::string log = c.agent_sock.substr(0, c.agent_sock.rfind('/')) + "/console.log";
+    std::string tail = ReadFile(log);
+    if (tail.size() > 3000) tail = tail.substr(tail.size() - 3000);
+    return a.error().Context("clone pid " + std::to_string(c.pid) + ", console:\n" + tail +
+                             "\n---");
+  }
   static std::string ReadFile(const std::string& path) {
     std::ifstream f(path);
     std::stringstream ss;
@@ -115,7 +125,7 @@ TEST_F(KvmLinuxTest, TwentyClonesEachAnswerOnTheirOwnSocket) {
   for (int i = 0; i < 20; ++i) clones.push_back(MustCloneHandle(z));
   std::set<std::string> sockets;
   for (auto& c : clones) {
-    auto a = ConnectAgent(c, 60000);
+    auto a = Connect(c);
     ASSERT_TRUE(a.ok()) << c.agent_sock << ": " << a.error().message();
     for (uint64_t k = 0; k < 3; ++k) {
       auto p = a->Ping(1000 + k);
@@ -132,7 +142,7 @@ TEST_F(KvmLinuxTest, TwentyClonesEachAnswerOnTheirOwnSocket) {
 TEST_F(KvmLinuxTest, IdentityAndRngArePerClone) {
   Zygote z = SpawnZygote();
   CloneHandle a = MustCloneHandle(z), b = MustCloneHandle(z);
-  auto ca = ConnectAgent(a, 60000), cb = ConnectAgent(b, 60000);
+  auto ca = Connect(a), cb = Connect(b);
   ASSERT_TRUE(ca.ok()) << ca.error().message();
   ASSERT_TRUE(cb.ok()) << cb.error().message();
   auto ia = FreshIdentity("sandbox-a"), ib = FreshIdentity("sandbox-b");
@@ -159,7 +169,7 @@ TEST_F(KvmLinuxTest, CloneHasItsConsole) {
   Zygote z = SpawnZygote();
   std::string run;
   CloneHandle c = MustCloneHandle(z, &run);
-  auto a = ConnectAgent(c, 60000);
+  auto a = Connect(c);
   ASSERT_TRUE(a.ok()) << a.error().message();
   EXPECT_TRUE(std::filesystem::exists(run + "/console.log"));
   int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
@@ -178,12 +188,12 @@ TEST_F(KvmLinuxTest, CloneHasItsConsole) {
 TEST_F(KvmLinuxTest, ReleasedCloneExitsAndZygoteKeepsServing) {
   Zygote z = SpawnZygote();
   CloneHandle c = MustCloneHandle(z);
-  ASSERT_TRUE(ConnectAgent(c, 60000).ok());
+  ASSERT_TRUE(Connect(c).ok());
   const pid_t pid = c.pid;
   EXPECT_TRUE(ReleaseClone(c).ok());
   EXPECT_NE(::kill(pid, 0), 0) << "the released clone's VMM still runs";
   CloneHandle d = MustCloneHandle(z);
-  auto a = ConnectAgent(d, 60000);
+  auto a = Connect(d);
   ASSERT_TRUE(a.ok()) << a.error().message();
   EXPECT_TRUE(a->Ping(7).ok());
   EXPECT_TRUE(ReleaseClone(d).ok());

@@ -452,6 +452,28 @@ TEST_F(VsockTest, TransportResetWaitsForAnEventBuffer) {
   EXPECT_EQ(Expect(VIRTIO_VSOCK_OP_REQUEST).hdr.dst_port, 9u);
 }
 
+// Linux guests: after TRANSPORT_RESET, nothing reaches rx until the driver
+// refilled and notified the event queue (it has then reset its sockets), so
+// a new connection cannot be reset along with the stale ones.
+TEST_F(VsockTest, HeldRxWaitsForTheResetAcknowledgement) {
+  ASSERT_TRUE(driver_->Start());
+  const auto saved = vsock_->Save();
+  kf::vsock::HybridVsockOptions o;
+  o.hold_rx_until_reset_ack = true;
+  auto clone = kf::vsock::HybridVsock::Create(mem_.view(), kf::testing::kVsockBase, o);
+  ASSERT_TRUE(clone.ok());
+  ASSERT_TRUE((*clone)->Restore(saved).ok());
+  vsock_ = std::move(*clone);
+  driver_->set_mmio(vsock_->mmio());
+  EXPECT_FALSE(vsock_->transport_reset_pending());  // the event went out at once
+  UniqueFd client = NewClient();
+  Write(client.get(), "CONNECT 9\n");
+  Pump();
+  EXPECT_TRUE(driver_->Receive().empty()) << "REQUEST delivered before the reset was handled";
+  EXPECT_EQ(driver_->TakeEvents(), 1);  // takes the event, refills, notifies: the ack
+  EXPECT_EQ(Expect(VIRTIO_VSOCK_OP_REQUEST).hdr.dst_port, 9u);
+}
+
 TEST_F(VsockTest, RestoreRefusesBadState) {
   ASSERT_TRUE(driver_->Start());
   const auto good = vsock_->Save();

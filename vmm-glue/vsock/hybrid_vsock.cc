@@ -31,6 +31,7 @@ Result<std::unique_ptr<HybridVsock>> HybridVsock::Create(GuestMemoryView mem, ui
   ASSIGN_OR_RETURN(v->muxer_, UnixMuxer::Create(options.uds_path));
   v->device_ = std::make_unique<VsockDevice>(options.guest_cid, v->muxer_.get());
   v->device_->set_poll_mode(options.poll_on_wait);
+  v->device_->set_hold_rx_until_reset_ack(options.hold_rx_until_reset_ack);
   v->transport_ =
       std::make_unique<virtio::MmioTransport>(mem, mmio_base, v->device_.get(), "virtio-vsock");
   return v;

@@ -42,6 +42,10 @@ struct HybridVsockOptions {
   // time it does: the device sets VRING_USED_F_NO_NOTIFY and the driver's
   // notifies (MMIO exits) become unnecessary. For the bare guest.
   bool poll_on_wait = false;
+  // Linux guests: after a restore, host connections reach the guest only
+  // once it has acknowledged TRANSPORT_RESET (VsockDevice::
+  // set_hold_rx_until_reset_ack).
+  bool hold_rx_until_reset_ack = false;
 };
 
 class HybridVsock {

@@ -40,6 +40,7 @@ void VsockDevice::Activate(virtio::VirtioTransport* transport) {
 void VsockDevice::Reset() {
   transport_ = nullptr;
   reset_event_pending_ = false;
+  awaiting_reset_ack_ = false;
   backend_->OnDeviceReset();
 }
 
@@ -47,7 +48,13 @@ void VsockDevice::QueueNotify(uint32_t index) {
   switch (index) {
     case kRxQueue: ProcessRx(); break;
     case kTxQueue: ProcessTx(); break;
-    case kEventQueue: DeliverEvents(); break;
+    case kEventQueue:
+      if (awaiting_reset_ack_ && !reset_event_pending_) {
+        awaiting_reset_ack_ = false;
+        ProcessRx();  // what waited behind the event
+      }
+      DeliverEvents();
+      break;
     default: break;
   }
 }
@@ -129,7 +136,7 @@ void VsockDevice::HandleTxPacket(const virtio::DescChain& chain) {
 void VsockDevice::ProcessRx() {
   // After a restore the guest first hears TRANSPORT_RESET, then anything
   // new; otherwise it could take a fresh REQUEST for a stale one and reset it.
-  if (!active() || reset_event_pending_) return;
+  if (!active() || reset_event_pending_ || awaiting_reset_ack_) return;
   Virtqueue& q = transport_->queue(kRxQueue);
   const GuestMemoryView mem = transport_->memory();
   std::string why;
@@ -186,6 +193,7 @@ void VsockDevice::DeliverEvents() {
     chain_.CopyTo(mem, 0, std::span<const uint8_t>(reinterpret_cast<uint8_t*>(&event), sizeof event));
     q.PushUsed(mem, chain_.head, sizeof event);
     reset_event_pending_ = false;
+    awaiting_reset_ack_ = hold_rx_until_reset_ack_;
   }
   SignalIfUsed(q);
   if (!reset_event_pending_) ProcessRx();  // what waited behind the event

@@ -73,6 +73,14 @@ class VsockDevice final : public virtio::VirtioDevice {
   // guest an MMIO exit per notify. Off by default (drivers that never wait
   // on a port, e.g. Linux, must notify).
   void set_poll_mode(bool on) { poll_mode_ = on; }
+  // After delivering TRANSPORT_RESET, hold rx until the driver notifies the
+  // event queue again. Linux handles the event in one work item and rx in
+  // another, so a REQUEST delivered right behind the event can be accepted
+  // first and then reset with the stale sockets, leaving the host end
+  // waiting forever. Linux refills and kicks the event queue only after it
+  // has handled the event: that kick is the acknowledgement.
+  void set_hold_rx_until_reset_ack(bool on) { hold_rx_until_reset_ack_ = on; }
+  bool awaiting_reset_ack() const { return awaiting_reset_ack_; }
   // Processes tx, events and rx as if each queue had been notified.
   void PollQueues();
   // Queues VIRTIO_VSOCK_EVENT_TRANSPORT_RESET; it goes out as soon as the
@@ -102,6 +110,8 @@ class VsockDevice final : public virtio::VirtioDevice {
   virtio::VirtioTransport* transport_ = nullptr;  // while active
   bool reset_event_pending_ = false;
   bool poll_mode_ = false;
+  bool hold_rx_until_reset_ack_ = false;
+  bool awaiting_reset_ack_ = false;
   virtio::DescChain chain_;  // scratch, kept for its capacity
   Counters counters_;
 };
