@@ -51,10 +51,7 @@ static int dirty_pages(const struct kf_agent_dirty_pages_req* r,
     kf_core_set_error(err, KF_AGENT_ERR_BAD_RANGE, "dirty_pages: range outside usable memory");
     return -1;
   }
-  for (uint64_t i = 0; i < pages; ++i) {
-    volatile uint64_t* page = (volatile uint64_t*)(uintptr_t)(gpa + (i << 12));
-    for (int w = 0; w < 512; w += 64) page[w] = r->value ^ (i << 1) ^ (uint64_t)w;
-  }
+  kf_core_dirty_pages((uint8_t*)(uintptr_t)gpa, pages, r->value);
   reply->pages = pages;
   return 0;
 }

@@ -36,6 +36,13 @@ void kf_core_set_error(struct kf_agent_error* err, int32_t code, const char* mes
   err->message[i] = 0;
 }
 
+void kf_core_dirty_pages(uint8_t* base, uint64_t pages, uint64_t value) {
+  for (uint64_t i = 0; i < pages; ++i) {
+    volatile uint64_t* page = (volatile uint64_t*)(base + (i << 12));
+    for (int w = 0; w < 512; w += 64) page[w] = value ^ (i << 1) ^ (uint64_t)w;
+  }
+}
+
 static void reply_error(struct kf_agent_response* resp, int32_t code, const char* message) {
   resp->kind = KF_AGENT_ERROR;
   kf_core_set_error(&resp->u.error, code, message);

@@ -57,6 +57,11 @@ void kf_core_init(const struct kf_core_ops* ops);
 /* An ErrorReply body: code and message (truncated to KF_AGENT_ERROR_MAX-1). */
 void kf_core_set_error(struct kf_agent_error* err, int32_t code, const char* message);
 
+/* The DirtyPages write pattern both platforms use: one 64-bit word every
+ * 512 bytes of each 4 KiB page at base (enough to dirty it), derived from
+ * value and the page index so the host can predict HashRange. */
+void kf_core_dirty_pages(uint8_t* base, uint64_t pages, uint64_t value);
+
 /* Serves one request payload buf[0..len) into *resp: a reply of the
  * request's kind or an ErrorReply (BAD_MESSAGE, UNKNOWN_REQUEST,
  * BAD_ARGUMENT, or what the platform answered). Counts it in requests_served. */

@@ -101,10 +101,7 @@ static int dirty_pages(const struct kf_agent_dirty_pages_req* r,
                       "dirty_pages: range outside the agent's buffer (gpa = offset in it)");
     return -1;
   }
-  for (uint64_t i = 0; i < pages; ++i) {
-    volatile uint64_t* page = (volatile uint64_t*)(g.buffer + off + (i << 12));
-    for (int w = 0; w < 512; w += 64) page[w] = r->value ^ (i << 1) ^ (uint64_t)w;
-  }
+  kf_core_dirty_pages((uint8_t*)g.buffer + off, pages, r->value);
   reply->pages = pages;
   return 0;
 }
