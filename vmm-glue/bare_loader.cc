@@ -1,4 +1,5 @@
 #include "vmm-glue/bare_loader.h"
+#include "vmm-glue/x86_segments.h"
 
 #include <cstring>
 
@@ -119,12 +120,7 @@ Status SetupBareVcpu(Vcpu& vcpu, const std::vector<kvm_cpuid_entry2>& cpuid) {
   sregs.cs = Segment(kUserCodeSelector, 0xb, true);
   sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss =
       Segment(kUserDataSelector, 0x3, false);
-  sregs.tr = kvm_segment{};
-  sregs.tr.base = KF_BARE_TSS_GPA;
-  sregs.tr.limit = kTssLimit;
-  sregs.tr.selector = kTssSelector;
-  sregs.tr.type = 0xb;  // busy 64-bit TSS
-  sregs.tr.present = 1;
+  sregs.tr = BusyTss64(KF_BARE_TSS_GPA, kTssLimit, kTssSelector);
   sregs.ldt = kvm_segment{};
   sregs.ldt.unusable = 1;
   sregs.gdt.base = KF_BARE_GDT_GPA;

@@ -1,4 +1,5 @@
 #include "vmm-glue/linux/linux_loader.h"
+#include "vmm-glue/x86_segments.h"
 
 #include <elf.h>
 
@@ -382,12 +383,7 @@ void FillLinuxSregs(kvm_sregs& sregs) {
   data.l = 0;
   sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data;
 
-  sregs.tr = kvm_segment{};
-  sregs.tr.base = kLinuxTssGpa;
-  sregs.tr.limit = kLinuxTssLimit;
-  sregs.tr.selector = kLinuxBootTss;
-  sregs.tr.type = 0xb;  // busy 64-bit TSS
-  sregs.tr.present = 1;
+  sregs.tr = BusyTss64(kLinuxTssGpa, kLinuxTssLimit, kLinuxBootTss);
   sregs.ldt = kvm_segment{};
   sregs.ldt.type = 0x2;
   sregs.ldt.unusable = 1;
