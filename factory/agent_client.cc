@@ -28,6 +28,7 @@ const char* KindName(agentpb::Request::BodyCase c) {
     case agentpb::Request::kDirtyPages: return "DirtyPages";
     case agentpb::Request::kHashRange: return "HashRange";
     case agentpb::Request::kRandom: return "Random";
+    case agentpb::Request::kReadFile: return "ReadFile";
     default: return "empty request";
   }
 }
@@ -235,6 +236,15 @@ Result<std::string> AgentClient::Random(uint32_t bytes) {
   ASSIGN_OR_RETURN(agentpb::Response r, Call(req));
   if (r.random().data().size() != bytes) return Error("Random: wrong length");
   return r.random().data();
+}
+
+Result<agentpb::ReadFileReply> AgentClient::ReadFile(const std::string& path,
+                                                      uint32_t max_bytes) {
+  agentpb::Request req;
+  req.mutable_read_file()->set_path(path);
+  req.mutable_read_file()->set_max_bytes(max_bytes);
+  ASSIGN_OR_RETURN(agentpb::Response r, Call(req));
+  return r.read_file();
 }
 
 Result<AgentClient> ConnectAgent(const CloneHandle& clone, int timeout_ms) {

@@ -57,6 +57,8 @@ class AgentClient {
   Result<uint64_t> DirtyPages(uint64_t gpa, uint64_t pages, uint64_t value);
   Result<uint64_t> HashRange(uint64_t gpa, uint64_t bytes);
   Result<std::string> Random(uint32_t bytes);
+  // Linux guests: up to max_bytes of the file at `path`, its size and DAX flag.
+  Result<agentpb::ReadFileReply> ReadFile(const std::string& path, uint32_t max_bytes = 4096);
 
  private:
   AgentClient(UniqueFd fd, int timeout_ms) : fd_(std::move(fd)), timeout_ms_(timeout_ms) {}

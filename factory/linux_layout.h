@@ -20,6 +20,15 @@ inline constexpr uint64_t kMinMemSize = 64ull << 20;
 // the in-kernel IOAPIC, pulsed (edge) on each used-buffer notification.
 inline constexpr uint64_t kVsockMmioGpa = 0xd0000000ull;
 inline constexpr uint32_t kVsockGsi = 5;
+// virtio-pmem (the read-only rootfs, DAX), when the template has one.
+inline constexpr uint64_t kPmemMmioGpa = 0xd0001000ull;
+inline constexpr uint32_t kPmemGsi = 6;
+// Its region: past RAM and the 32-bit MMIO hole, 2 MiB aligned
+// (memshare/pmem_backing.h says why), in its own read-only memory slot.
+inline constexpr uint64_t kPmemGpa = 0x100000000ull;
+inline constexpr uint32_t kPmemSlot = 1;
+// The agent mounts this device at /rootfs (agent/linux/pid1.h).
+inline constexpr char kRootfsCmdline[] = "kf_agent.rootfs=/dev/pmem0";
 
 // The 8250 console (COM1) and the i8042 reset line.
 inline constexpr uint16_t kCom1Port = 0x3f8;

@@ -118,6 +118,25 @@ Result<std::unique_ptr<LinuxMachine>> LinuxMachine::Create(const Kvm& kvm, Guest
     if (!s.ok()) self->Fail(s.error());
   });
 
+  if (options.rootfs != nullptr) {
+    const PmemBacking& b = *options.rootfs;
+    pmem::PmemOptions po;
+    po.gpa = linux_layout::kPmemGpa;
+    po.size = b.size;
+    po.backing_fd = b.fd.get();
+    po.read_only = b.read_only;
+    // Guest stores into a read-only slot exit as MMIO writes to no device,
+    // which the bus drops (and counts): the image is never written.
+    RETURN_IF_ERROR(m->vm_.SetMemorySlot(linux_layout::kPmemSlot, linux_layout::kPmemGpa, b.size,
+                                         b.mapping.data(), b.read_only));
+    ASSIGN_OR_RETURN(m->pmem_, pmem::VirtioPmem::Create(mem, linux_layout::kPmemMmioGpa, po));
+    m->pmem_->transport().set_interrupt_hook([self] {
+      Status s = self->vm_.SetIrqLine(linux_layout::kPmemGsi, true);
+      if (s.ok()) s = self->vm_.SetIrqLine(linux_layout::kPmemGsi, false);
+      if (!s.ok()) self->Fail(s.error());
+    });
+  }
+
   ASSIGN_OR_RETURN(m->console_, LinuxConsole::Open(options.console_log, options.console_sock));
   m->serial_ = std::make_unique<Serial8250>(
       [self](std::span<const uint8_t> bytes) { self->console_->Output(bytes); },
@@ -138,6 +157,10 @@ Result<std::unique_ptr<LinuxMachine>> LinuxMachine::Create(const Kvm& kvm, Guest
   };
   RETURN_IF_ERROR(m->bus_.AddMmio(linux_layout::kVsockMmioGpa, vsock::kMmioWindowSize,
                                   add(m->vsock_->mmio()), "virtio-vsock"));
+  if (m->pmem_) {
+    RETURN_IF_ERROR(m->bus_.AddMmio(linux_layout::kPmemMmioGpa, pmem::kMmioWindowSize,
+                                    add(m->pmem_->mmio()), "virtio-pmem"));
+  }
   RETURN_IF_ERROR(m->bus_.AddPio(linux_layout::kCom1Port, 8, add(m->serial_.get()), "com1"));
   IoDevice* kbd = add(m->i8042_.get());
   RETURN_IF_ERROR(m->bus_.AddPio(0x60, 1, kbd, "i8042-data"));
@@ -182,6 +205,14 @@ Status LinuxMachine::Restore(const TemplateState& state) {
     ASSIGN_OR_RETURN(SerialState serial, SerialFromProto(*state.linux_guest.serial));
     Status restored = serial_->Restore(serial);
     if (!restored.ok()) return restored.error().Context("serial state");
+  }
+  const auto& pmem_state = state.linux_guest.pmem;
+  if (pmem_state.has_value() != (pmem_ != nullptr))
+    return Error(pmem_state.has_value() ? "the template has a pmem rootfs, the clone none"
+                                        : "the clone has a pmem rootfs, the template none");
+  if (pmem_) {
+    Status restored = pmem_->Restore(*pmem_state);
+    if (!restored.ok()) return restored.error().Context("pmem state");
   }
   // Drops the template's connections and queues TRANSPORT_RESET, delivered
   // with an interrupt as soon as the guest runs.
@@ -297,6 +328,7 @@ Status LinuxMachine::Capture(TemplateState* state) {
   ASSIGN_OR_RETURN(state->vm, vm_.CaptureState());
   std::lock_guard<std::mutex> lock(mu_);
   state->vsock = vsock_->Save();
+  if (pmem_) state->linux_guest.pmem = pmem_->Save();
   state->linux_guest.serial = SerialToProto(serial_->Save());
   return Status::Ok();
 }

@@ -1,6 +1,6 @@
 // A running Linux guest: one VM with the in-kernel irqchip and PIT, one
-// vCPU, and its devices (virtio-vsock behind virtio-mmio, the 8250 console,
-// the i8042 reset line). Used both to boot a template and to run a clone.
+// vCPU, and its devices (virtio-vsock and, with a rootfs, virtio-pmem behind
+// virtio-mmio, the 8250 console, the i8042 reset line). Used both to boot a template and to run a clone.
 //
 // Threads. Unlike the bare guest, Linux halts inside KVM (HLT with an
 // in-kernel LAPIC never exits to us), so host events cannot wait for a guest
@@ -24,11 +24,13 @@
 #include <thread>
 
 #include "factory/linux_console.h"
+#include "memshare/pmem_backing.h"
 #include "snapshot/template_state.h"
 #include "vmm-glue/guest_memory.h"
 #include "vmm-glue/io_bus.h"
 #include "vmm-glue/kvm.h"
 #include "vmm-glue/linux/linux_loader.h"
+#include "vmm-glue/pmem/pmem_device.h"
 #include "vmm-glue/run_loop.h"
 #include "vmm-glue/vcpu.h"
 #include "vmm-glue/vm.h"
@@ -43,6 +45,10 @@ struct LinuxMachineOptions {
   std::string agent_sock;    // hybrid vsock listener; empty = none
   std::string console_log;   // guest console appended here; empty = none
   std::string console_sock;  // interactive console; empty = none
+  // The read-only rootfs image, as a virtio-pmem device whose region is a
+  // KVM_MEM_READONLY slot at linux_layout::kPmemGpa; null = none. Not
+  // owned: must outlive the machine.
+  const PmemBacking* rootfs = nullptr;
 };
 
 // Why the machine stopped.
@@ -64,8 +70,9 @@ class LinuxMachine {
   // Fresh boot: registers for the kernel's 64-bit entry (the loader has
   // filled guest memory), CPUID, LAPIC in virtual-wire mode.
   Status PrepareBoot(const Kvm& kvm, GuestMemoryView mem, const LinuxBootInfo& info);
-  // Clone: vCPU, irqchip, PIT, clock, vsock and serial state from the
-  // template (whose memory `mem` already maps).
+  // Clone: vCPU, irqchip, PIT, clock, vsock, pmem and serial state from the
+  // template (whose memory `mem` already maps). The machine must have a
+  // rootfs exactly when the template has one.
   Status Restore(const TemplateState& state);
 
   // Polled by the device thread; on_readable returning true stops the
@@ -106,6 +113,7 @@ class LinuxMachine {
   IoBus bus_;
   std::mutex mu_;  // every device below
   std::unique_ptr<vsock::HybridVsock> vsock_;
+  std::unique_ptr<pmem::VirtioPmem> pmem_;  // null without a rootfs
   std::unique_ptr<Serial8250> serial_;
   std::unique_ptr<I8042> i8042_;
   std::unique_ptr<LinuxConsole> console_;

@@ -31,6 +31,7 @@ Status RunLinuxSandboxVmm(const Kvm& kvm, const LoadedTemplate& tmpl, int contro
   mo.agent_sock = options.agent_sock;
   mo.console_sock = Beside(options.agent_sock, "console.sock");
   mo.console_log = Beside(options.agent_sock, "console.log");
+  if (tmpl.rootfs.has_value()) mo.rootfs = &*tmpl.rootfs;
   ASSIGN_OR_RETURN(auto machine, LinuxMachine::Create(kvm, view, mo));
   timings.vm_created_ns = MonotonicNs();
   RETURN_IF_ERROR(machine->Restore(st));

@@ -21,9 +21,11 @@
 #include "factory/linux_layout.h"
 #include "factory/linux_machine.h"
 #include "memshare/guest_backing.h"
+#include "memshare/pmem_backing.h"
 #include "snapshot/template_files.h"
 #include "vmm-glue/acpi/tables.h"
 #include "vmm-glue/linux/linux_loader.h"
+#include "vmm-glue/pmem/pmem_device.h"
 
 namespace kf {
 
@@ -71,7 +73,17 @@ Result<LinuxBootResult> CreateLinuxTemplate(const Kvm& kvm, const LinuxTemplateO
     return Error("linux guest memory must be a multiple of 2 MiB between 64 MiB and 3 GiB");
   ASSIGN_OR_RETURN(std::vector<uint8_t> kernel, ReadSmallFile(o.kernel_path, 512ull << 20));
   ASSIGN_OR_RETURN(std::vector<uint8_t> initrd, ReadSmallFile(o.initrd_path, 1ull << 30));
-  const std::string cmdline = o.cmdline.empty() ? linux_layout::kDefaultCmdline : o.cmdline;
+  std::string cmdline = o.cmdline.empty() ? linux_layout::kDefaultCmdline : o.cmdline;
+  std::optional<PmemBacking> rootfs;
+  uint64_t rootfs_checksum = 0;
+  if (!o.rootfs_path.empty()) {
+    auto mapped = MapPmemImage(o.rootfs_path, /*read_only=*/true);
+    if (!mapped.ok()) return mapped.error().Context("rootfs image");
+    rootfs = std::move(*mapped);
+    rootfs_checksum = XXH3_64bits(rootfs->mapping.data(), rootfs->size);
+    if (cmdline.find("kf_agent.rootfs=") == std::string::npos)
+      cmdline += std::string(" ") + linux_layout::kRootfsCmdline;
+  }
   const std::string console_log =
       o.console_log.empty() ? out_dir + ".boot-console.log" : o.console_log;
   ::unlink(console_log.c_str());
@@ -85,6 +97,11 @@ Result<LinuxBootResult> CreateLinuxTemplate(const Kvm& kvm, const LinuxTemplateO
   acpi_config.virtio_mmio.push_back(
       {linux_layout::kVsockMmioGpa, static_cast<uint32_t>(vsock::kMmioWindowSize),
        linux_layout::kVsockGsi});
+  if (rootfs) {
+    acpi_config.virtio_mmio.push_back({linux_layout::kPmemMmioGpa,
+                                       static_cast<uint32_t>(pmem::kMmioWindowSize),
+                                       linux_layout::kPmemGsi});
+  }
   ASSIGN_OR_RETURN(acpi::AcpiTables tables,
                    acpi::BuildAcpiTables(acpi_config, linux_layout::kAcpiGpa,
                                          linux_layout::kAcpiMaxSize));
@@ -103,6 +120,7 @@ Result<LinuxBootResult> CreateLinuxTemplate(const Kvm& kvm, const LinuxTemplateO
   const uint64_t start_ns = MonotonicNs();
   LinuxMachineOptions mo;
   mo.console_log = console_log;
+  if (rootfs) mo.rootfs = &*rootfs;
   ASSIGN_OR_RETURN(auto machine, LinuxMachine::Create(kvm, view, mo));
   RETURN_IF_ERROR(machine->PrepareBoot(kvm, view, info));
   RETURN_IF_ERROR(machine->Start());
@@ -167,10 +185,15 @@ Result<LinuxBootResult> CreateLinuxTemplate(const Kvm& kvm, const LinuxTemplateO
   state.linux_guest.cmdline = cmdline;
   state.linux_guest.kernel_checksum = XXH3_64bits(kernel.data(), kernel.size());
   state.linux_guest.initrd_checksum = XXH3_64bits(initrd.data(), initrd.size());
+  if (rootfs) {
+    state.linux_guest.rootfs_size = rootfs->size;
+    state.linux_guest.rootfs_checksum = rootfs_checksum;
+  }
   RETURN_IF_ERROR(machine->Capture(&state));
   state.host = DescribeTemplateHost(kvm);
   RETURN_IF_ERROR(WriteTemplate(out_dir, std::move(state),
-                                std::span<const uint8_t>(memory.data(), memory.size())));
+                                std::span<const uint8_t>(memory.data(), memory.size()),
+                                o.rootfs_path));
   // The boot log belongs with the template it explains.
   if (o.console_log.empty())
     (void)::rename(console_log.c_str(), (out_dir + "/boot-console.log").c_str());

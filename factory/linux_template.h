@@ -1,5 +1,6 @@
-// Creating a template of a Linux guest: load the kernel and initramfs,
-// boot with ACPI tables announcing the virtio-mmio devices, wait until the
+// Creating a template of a Linux guest: load the kernel and initramfs (and
+// map the rootfs image), boot with ACPI tables announcing the virtio-mmio
+// devices, wait until the
 // agent (the initramfs's /init) answers on vsock port 1024, stop the vCPU
 // at an instruction boundary, capture vCPU, irqchip, PIT, kvmclock and
 // device state, and write the template directory.
@@ -17,6 +18,11 @@ struct LinuxTemplateOptions {
   std::string kernel_path;  // bzImage (vmlinuz) or ELF vmlinux
   std::string initrd_path;  // the initramfs whose /init is the agent
   std::string cmdline;      // empty: linux_layout::kDefaultCmdline
+  // The rootfs image for virtio-pmem (ext4 or erofs, a multiple of 2 MiB),
+  // mounted read-only with DAX by the agent at /rootfs; empty: none. The
+  // template keeps a copy (rootfs.img) and appends kRootfsCmdline to the
+  // command line.
+  std::string rootfs_path;
   uint64_t mem_bytes = 256ull << 20;
   int boot_timeout_s = 300;
   // Where the guest console goes while the template boots; empty: a

@@ -180,6 +180,9 @@ void EncodeTemplateState(const TemplateState& in, snapshot_pb::TemplateState* ou
     lg->set_kernel_checksum(in.linux_guest.kernel_checksum);
     lg->set_initrd_checksum(in.linux_guest.initrd_checksum);
     if (in.linux_guest.serial.has_value()) *lg->mutable_serial() = *in.linux_guest.serial;
+    lg->set_rootfs_size(in.linux_guest.rootfs_size);
+    lg->set_rootfs_checksum(in.linux_guest.rootfs_checksum);
+    if (in.linux_guest.pmem.has_value()) *lg->mutable_pmem() = *in.linux_guest.pmem;
   }
 
   EncodeVmState(in.vm, out->mutable_vm());
@@ -222,6 +225,10 @@ Result<TemplateState> DecodeTemplateState(const snapshot_pb::TemplateState& in) 
     out.linux_guest.initrd_checksum = lg.initrd_checksum();
     // Checked by the UART model when a clone restores it.
     if (lg.has_serial()) out.linux_guest.serial = lg.serial();
+    out.linux_guest.rootfs_size = lg.rootfs_size();
+    out.linux_guest.rootfs_checksum = lg.rootfs_checksum();
+    // Checked by VirtioPmem::Restore against the mapped image.
+    if (lg.has_pmem()) out.linux_guest.pmem = lg.pmem();
   }
 
   ASSIGN_OR_RETURN(out.vm, DecodeVmState(in.vm()));

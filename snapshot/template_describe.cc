@@ -137,6 +137,10 @@ std::string DescribeTemplate(const TemplateState& s) {
                   static_cast<unsigned long long>(s.linux_guest.kernel_checksum),
                   static_cast<unsigned long long>(s.linux_guest.initrd_checksum),
                   s.linux_guest.serial.has_value() ? "saved" : "none");
+    if (s.linux_guest.rootfs_size != 0)
+      out += "          rootfs " + Size(s.linux_guest.rootfs_size) +
+             Format(" (pmem, read-only, DAX), xxh3 %016llx\n",
+                    static_cast<unsigned long long>(s.linux_guest.rootfs_checksum));
   }
   Pieces vm;
   vm.Add(s.vm.pic_master.has_value(), "pic_master");

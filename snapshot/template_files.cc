@@ -13,6 +13,7 @@
 
 #include "snapshot/file_io.h"
 #include "snapshot/memory_file.h"
+#include "snapshot/rootfs_image.h"
 #include "snapshot/state_file.h"
 #include "vmm-glue/unique_fd.h"
 
@@ -54,6 +55,7 @@ Result<uint64_t> RandomId() {
 void RemoveTemplateDir(const std::string& dir) {
   ::unlink(Join(dir, kStateFileName).c_str());
   ::unlink(Join(dir, kMemoryFileName).c_str());
+  ::unlink(Join(dir, kRootfsFileName).c_str());
   ::rmdir(dir.c_str());
 }
 
@@ -89,7 +91,13 @@ Status RenameNoReplace(const std::string& from, const std::string& to) {
 // on failure.
 Status WriteAndPublish(const std::string& tmp, const std::string& dir,
                        const std::string& state_bytes, std::span<const uint8_t> memory,
-                       const MemoryFooter& footer) {
+                       const MemoryFooter& footer, const std::string& rootfs_image,
+                       const TemplateState& state) {
+  if (!rootfs_image.empty()) {
+    RETURN_IF_ERROR(CopyRootfsImage(
+        rootfs_image, Join(tmp, kRootfsFileName),
+        {state.linux_guest.rootfs_size, state.linux_guest.rootfs_checksum}));
+  }
   const std::string memory_path = Join(tmp, kMemoryFileName);
   RETURN_IF_ERROR(WriteNewFile(
       memory_path, [&](int fd) { return WriteMemoryFile(fd, memory_path, memory, footer); }));
@@ -164,7 +172,7 @@ Status CheckMemoryFile(const std::string& dir, const TemplateState& state) {
 }  // namespace
 
 Status WriteTemplate(const std::string& dir_arg, TemplateState state,
-                     std::span<const uint8_t> memory) {
+                     std::span<const uint8_t> memory, const std::string& rootfs_image) {
   const std::string dir = StripTrailingSlashes(dir_arg);
   if (dir.empty() || dir == "/") return Error("invalid template directory \"" + dir_arg + "\"");
   // Checked first, before the costly hashing. RenameNoReplace checks again.
@@ -184,6 +192,8 @@ Status WriteTemplate(const std::string& dir_arg, TemplateState state,
                                 .count();
   }
   ASSIGN_OR_RETURN(state.template_id, RandomId());
+  if (rootfs_image.empty() != (state.linux_guest.rootfs_size == 0))
+    return Error("template " + dir + ": a rootfs image goes with linux_guest.rootfs_size");
   Status valid = ValidateTemplateState(state);
   if (!valid.ok()) return valid.error().Context("template " + dir);
   ASSIGN_OR_RETURN(state.memory_checksum, HashMemory(memory));
@@ -195,7 +205,7 @@ Status WriteTemplate(const std::string& dir_arg, TemplateState state,
   if (::mkdir(tmp.c_str(), 0755) < 0) return Error::Sys("creating " + tmp);
 
   const MemoryFooter footer{state.mem_size, state.memory_checksum, state.template_id};
-  Status s = WriteAndPublish(tmp, dir, state_bytes, memory, footer);
+  Status s = WriteAndPublish(tmp, dir, state_bytes, memory, footer, rootfs_image, state);
   if (!s.ok()) RemoveTemplateDir(tmp);
   return s;
 }

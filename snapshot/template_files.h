@@ -22,12 +22,18 @@ inline constexpr char kMemoryFileName[] = "memory.img";
 // memory_file_size, memory_checksum, created_unix_ns when 0, and one region
 // {0, mem_size, 0} when `regions` is empty; then validates the state.
 //
-// Both files are written and fsync()ed in the sibling "<dir>.tmp-<pid>",
+// `rootfs_image`, when not empty, is copied in as rootfs.img
+// (snapshot/rootfs_image.h) and must have linux_guest.rootfs_size bytes
+// hashing to linux_guest.rootfs_checksum; it is required exactly when
+// rootfs_size is not 0.
+//
+// All files are written and fsync()ed in the sibling "<dir>.tmp-<pid>",
 // which is then renamed to `dir` (without replacing anything that appeared
 // meanwhile) and the parent directory fsync()ed. Whatever fails, the
 // temporary directory is removed and `dir` does not exist afterwards, so a
 // directory named `dir` is always a complete template.
-Status WriteTemplate(const std::string& dir, TemplateState state, std::span<const uint8_t> memory);
+Status WriteTemplate(const std::string& dir, TemplateState state, std::span<const uint8_t> memory,
+                     const std::string& rootfs_image = "");
 
 // Reads and validates state.bin (header, format version, size cap,
 // checksum, protobuf, every state field) and checks that memory.img is

@@ -118,6 +118,13 @@ Status ValidateTemplateState(const TemplateState& state) {
     if (state.mem_size > kLinuxMaxMemSize)
       return Error("a linux template's memory (" + std::to_string(state.mem_size) +
                    " bytes) runs into the MMIO hole at 3 GiB");
+    const LinuxGuestConfig& lg = state.linux_guest;
+    if ((lg.rootfs_size != 0) != lg.pmem.has_value())
+      return Error("a linux template's rootfs size and pmem device state come together");
+    if (lg.pmem.has_value() && lg.pmem->size() != lg.rootfs_size)
+      return Error("the pmem device's region (" + std::to_string(lg.pmem->size()) +
+                   " bytes) is not the rootfs image (" + std::to_string(lg.rootfs_size) +
+                   " bytes)");
   }
   return Status::Ok();
 }

@@ -21,8 +21,9 @@ namespace kf {
 // Bumped whenever a template written by this build could be misread by the
 // previous one. Readers accept exactly this version: a template is cheap to
 // re-create, a wrongly restored VM is not.
-// 2: vsock device state; 3: Linux guests (linux_guest, serial state).
-inline constexpr uint32_t kTemplateFormatVersion = 3;
+// 2: vsock device state; 3: Linux guests (linux_guest, serial state);
+// 4: the pmem rootfs (linux_guest.rootfs_*, pmem; device at 0xd0001000).
+inline constexpr uint32_t kTemplateFormatVersion = 4;
 
 inline constexpr char kGuestKindBare[] = "bare";
 inline constexpr char kGuestKindLinux[] = "linux";
@@ -65,6 +66,11 @@ struct LinuxGuestConfig {
   uint64_t kernel_checksum = 0;  // XXH3-64 of the kernel file that was booted
   uint64_t initrd_checksum = 0;  // XXH3-64 of the initramfs
   std::optional<katafactory::snapshot::v1::SerialState> serial;
+  // The pmem rootfs (kRootfsFileName in the template directory); absent
+  // when the guest booted without one.
+  uint64_t rootfs_size = 0;
+  uint64_t rootfs_checksum = 0;  // XXH3-64 of the image
+  std::optional<katafactory::snapshot::v1::PmemDeviceState> pmem;
 };
 
 // The host the template was taken on.

@@ -38,7 +38,7 @@ void RandomRequest(std::mt19937_64& rng, kf_agent_request* m) {
   static constexpr uint32_t kKinds[] = {KF_AGENT_PING,        KF_AGENT_SET_IDENTITY,
                                         KF_AGENT_GET_IDENTITY, KF_AGENT_GET_STATS,
                                         KF_AGENT_DIRTY_PAGES,  KF_AGENT_HASH_RANGE,
-                                        KF_AGENT_RANDOM};
+                                        KF_AGENT_RANDOM,       KF_AGENT_READ_FILE};
   m->kind = kKinds[rng() % std::size(kKinds)];
   switch (m->kind) {
     case KF_AGENT_PING: m->u.ping.echo = RandomU64(rng); break;
@@ -55,6 +55,10 @@ void RandomRequest(std::mt19937_64& rng, kf_agent_request* m) {
       break;
     case KF_AGENT_HASH_RANGE: m->u.hash_range = {RandomU64(rng), RandomU64(rng)}; break;
     case KF_AGENT_RANDOM: m->u.random.bytes = static_cast<uint32_t>(RandomU64(rng)); break;
+    case KF_AGENT_READ_FILE:
+      RandomString(rng, m->u.read_file.path, sizeof m->u.read_file.path);
+      m->u.read_file.max_bytes = static_cast<uint32_t>(RandomU64(rng));
+      break;
     default: break;  // GET_IDENTITY, GET_STATS: kind only
   }
 }
@@ -63,8 +67,8 @@ void RandomResponse(std::mt19937_64& rng, kf_agent_response* m) {
   std::memset(m, 0, sizeof *m);
   static constexpr uint32_t kKinds[] = {
       KF_AGENT_PING,        KF_AGENT_SET_IDENTITY, KF_AGENT_GET_IDENTITY, KF_AGENT_GET_STATS,
-      KF_AGENT_DIRTY_PAGES, KF_AGENT_HASH_RANGE,   KF_AGENT_RANDOM,       KF_AGENT_READY,
-      KF_AGENT_ERROR};
+      KF_AGENT_DIRTY_PAGES, KF_AGENT_HASH_RANGE,   KF_AGENT_RANDOM,       KF_AGENT_READ_FILE,
+      KF_AGENT_READY,       KF_AGENT_ERROR};
   m->kind = kKinds[rng() % std::size(kKinds)];
   switch (m->kind) {
     case KF_AGENT_PING: m->u.ping = {RandomU64(rng), RandomU64(rng)}; break;
@@ -85,6 +89,13 @@ void RandomResponse(std::mt19937_64& rng, kf_agent_response* m) {
     case KF_AGENT_RANDOM:
       m->u.random.len = RandomBytes(rng, m->u.random.data, sizeof m->u.random.data);
       break;
+    case KF_AGENT_READ_FILE: {
+      auto& r = m->u.read_file;
+      r.len = RandomBytes(rng, r.data, sizeof r.data);
+      r.size = RandomU64(rng);
+      r.dax = static_cast<uint32_t>(rng() % 2);  // a proto bool
+      break;
+    }
     case KF_AGENT_READY: {
       auto& r = m->u.ready;
       r.agent_version = static_cast<uint32_t>(RandomU64(rng));
@@ -130,6 +141,10 @@ pb::Request ToProto(const kf_agent_request& m) {
       p.mutable_hash_range()->set_bytes(m.u.hash_range.bytes);
       break;
     case KF_AGENT_RANDOM: p.mutable_random()->set_bytes(m.u.random.bytes); break;
+    case KF_AGENT_READ_FILE:
+      p.mutable_read_file()->set_path(m.u.read_file.path);
+      p.mutable_read_file()->set_max_bytes(m.u.read_file.max_bytes);
+      break;
     default: break;
   }
   return p;
@@ -168,6 +183,14 @@ pb::Response ToProto(const kf_agent_response& m) {
       p.mutable_random()->set_data(
           std::string(reinterpret_cast<const char*>(m.u.random.data), m.u.random.len));
       break;
+    case KF_AGENT_READ_FILE: {
+      const auto& r = m.u.read_file;
+      auto* q = p.mutable_read_file();
+      q->set_data(std::string(reinterpret_cast<const char*>(r.data), r.len));
+      q->set_size(r.size);
+      q->set_dax(r.dax != 0);
+      break;
+    }
     case KF_AGENT_READY: {
       const auto& r = m.u.ready;
       auto* q = p.mutable_ready();

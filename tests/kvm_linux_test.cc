@@ -17,11 +17,14 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "factory/agent_client.h"
 #include "factory/linux_template.h"
 #include "factory/sandbox_client.h"
 #include "factory/zygote.h"
+#include "memshare/accounting.h"
+#include "snapshot/rootfs_image.h"
 
 namespace kf {
 namespace {
@@ -49,6 +52,7 @@ class KvmLinuxTest : public ::testing::Test {
     LinuxTemplateOptions o;
     o.kernel_path = std::string(guest) + "/vmlinuz";
     o.initrd_path = std::string(guest) + "/initramfs.cpio.gz";
+    o.rootfs_path = std::string(guest) + "/rootfs.ext4";
     o.mem_bytes = 256ull << 20;
     o.verbose = true;
     auto boot = CreateLinuxTemplate(*kvm, o, dir_);
@@ -72,13 +76,15 @@ class KvmLinuxTest : public ::testing::Test {
     EXPECT_TRUE(z.ok()) << z.error().message();
     return std::move(*z);
   }
-  static CloneHandle MustCloneHandle(Zygote& z, std::string* run_dir = nullptr) {
+  static CloneHandle MustCloneHandle(Zygote& z, std::string* run_dir = nullptr,
+                                     bool mergeable = false) {
     static int next = 0;
     const std::string dir = root_ + "/run/" + std::to_string(next++);
     std::filesystem::create_directories(dir);
     if (run_dir != nullptr) *run_dir = dir;
     SandboxOptions o;
     o.agent_sock = dir + "/agent.sock";
+    o.mergeable = mergeable;
     auto c = z.Clone(o);
     EXPECT_TRUE(c.ok()) << c.error().message();
     return std::move(*c);
@@ -114,16 +120,20 @@ TEST_F(KvmLinuxTest, TemplateHoldsABootedKernel) {
   EXPECT_TRUE(t->state.vm.ioapic.has_value());
   EXPECT_TRUE(t->state.vm.pit.has_value());
   EXPECT_TRUE(t->state.vsock.has_value());
+  EXPECT_TRUE(t->state.linux_guest.pmem.has_value());
+  ASSERT_TRUE(t->rootfs.has_value()) << "the template's rootfs.img was not mapped";
+  EXPECT_EQ(t->rootfs->size, t->state.linux_guest.rootfs_size);
   const std::string console = ReadFile(dir_ + "/boot-console.log");
   EXPECT_NE(console.find("Linux version"), std::string::npos) << console.substr(0, 2000);
 }
 
-// 20 clones of one template, each answering on its own agent.sock.
-TEST_F(KvmLinuxTest, TwentyClonesEachAnswerOnTheirOwnSocket) {
+// 20 clones of one template, each answering on its own agent.sock, each
+// reading the same file from the pmem rootfs, served by DAX.
+TEST_F(KvmLinuxTest, TwentyClonesEachAnswerOnTheirOwnSocketAndShareTheDaxRootfs) {
   Zygote z = SpawnZygote();
   std::vector<CloneHandle> clones;
   for (int i = 0; i < 20; ++i) clones.push_back(MustCloneHandle(z));
-  std::set<std::string> sockets;
+  std::set<std::string> sockets, rootfs_ids;
   for (auto& c : clones) {
     auto a = Connect(c);
     ASSERT_TRUE(a.ok()) << c.agent_sock << ": " << a.error().message();
@@ -132,9 +142,143 @@ TEST_F(KvmLinuxTest, TwentyClonesEachAnswerOnTheirOwnSocket) {
       ASSERT_TRUE(p.ok()) << p.error().message();
     }
     sockets.insert(c.agent_sock);
+    auto id = a->ReadFile("/rootfs/etc/kf-rootfs-id");
+    ASSERT_TRUE(id.ok()) << id.error().message();
+    EXPECT_TRUE(id->dax()) << "the rootfs file is not served by DAX";
+    EXPECT_EQ(id->size(), 65u) << "a 64-hex-digit build key and a newline";
+    rootfs_ids.insert(id->data());
+    auto mounts = a->ReadFile("/proc/mounts");
+    ASSERT_TRUE(mounts.ok()) << mounts.error().message();
+    std::string line;
+    std::istringstream in(mounts->data());
+    while (std::getline(in, line) && line.find(" /rootfs ") == std::string::npos) line.clear();
+    EXPECT_NE(line.find("/dev/pmem0 /rootfs ext4 ro"), std::string::npos) << mounts->data();
+    EXPECT_NE(line.find("dax"), std::string::npos) << "the mount is not reported as dax: " << line;
   }
   EXPECT_EQ(sockets.size(), 20u);
+  EXPECT_EQ(rootfs_ids.size(), 1u) << "clones read different rootfs contents";
   for (auto& c : clones) EXPECT_TRUE(ReleaseClone(c).ok());
+}
+
+// KSM merges the identical pages the clones dirtied as they resumed the
+// same kernel (MADV_MERGEABLE clone memory). Reports Pss per clone before
+// and after.
+TEST_F(KvmLinuxTest, KsmMergesPagesAcrossClones) {
+  const std::string ksm = "/sys/kernel/mm/ksm/";
+  auto write = [&](const std::string& name, const std::string& v) {
+    std::ofstream f(ksm + name);
+    f << v;
+    return static_cast<bool>(f.flush());
+  };
+  auto read = [&](const std::string& name) {
+    return std::strtoull(ReadFile(ksm + name).c_str(), nullptr, 10);
+  };
+  if (!std::filesystem::exists(ksm + "run") || !write("run", "0"))
+    GTEST_SKIP() << "KSM is not available or not writable here (" << ksm << "run)";
+  Zygote z = SpawnZygote();
+  constexpr int kClones = 20;
+  std::vector<CloneHandle> clones;
+  for (int i = 0; i < kClones; ++i) clones.push_back(MustCloneHandle(z, nullptr, true));
+  for (auto& c : clones) {
+    auto a = Connect(c);
+    ASSERT_TRUE(a.ok()) << a.error().message();
+    ASSERT_TRUE(a->Ping(1).ok());
+  }
+  auto pss_per_clone = [&](uint64_t* private_dirty) {
+    uint64_t pss = 0, dirty = 0;
+    for (auto& c : clones) {
+      auto m = ReadProcessMemory(c.pid);
+      EXPECT_TRUE(m.ok()) << m.error().message();
+      if (!m.ok()) continue;
+      pss += m->pss;
+      dirty += m->private_dirty;
+    }
+    *private_dirty = dirty / kClones;
+    return pss / kClones;
+  };
+  uint64_t dirty_off = 0, dirty_on = 0;
+  const uint64_t pss_off = pss_per_clone(&dirty_off);
+  ASSERT_TRUE(write("pages_to_scan", "20000") && write("sleep_millisecs", "10") && write("run", "1"));
+  uint64_t sharing = 0;
+  for (int i = 0; i < 240 && sharing == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    if (read("full_scans") >= 2) sharing = read("pages_sharing");
+  }
+  const uint64_t pss_on = pss_per_clone(&dirty_on);
+  const uint64_t shared = read("pages_shared");
+  std::fprintf(stderr,
+               "KSM across %d linux clones: pages_shared %llu, pages_sharing %llu; per clone "
+               "Pss %.2f MiB -> %.2f MiB, Private_Dirty %.2f MiB -> %.2f MiB\n",
+               kClones, (unsigned long long)shared, (unsigned long long)sharing, pss_off / 1048576.0,
+               pss_on / 1048576.0, dirty_off / 1048576.0, dirty_on / 1048576.0);
+  write("run", "2");  // unmerge, and stop
+  EXPECT_GT(sharing, 0u) << "KSM merged nothing across " << kClones << " clones";
+  for (auto& c : clones) EXPECT_TRUE(ReleaseClone(c).ok());
+}
+
+// A damaged rootfs.img is refused when the template is loaded: a clone
+// would resume a kernel whose mounted file system changed under it.
+TEST_F(KvmLinuxTest, DamagedRootfsImageIsRefused) {
+  const std::string bad = root_ + "/damaged";
+  std::filesystem::create_directories(bad);
+  for (const char* f : {"state.bin", "memory.img"})
+    std::filesystem::create_hard_link(dir_ + "/" + f, bad + "/" + f);
+  std::filesystem::copy_file(dir_ + "/" + kRootfsFileName, bad + "/" + kRootfsFileName);
+  std::filesystem::permissions(bad + "/" + kRootfsFileName, std::filesystem::perms::owner_write,
+                               std::filesystem::perm_options::add);
+  {
+    std::fstream f(bad + "/" + kRootfsFileName, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(1 << 20);
+    f.put('\x5a');
+  }
+  auto t = LoadTemplate(bad);
+  ASSERT_FALSE(t.ok()) << "a damaged rootfs.img was accepted";
+  EXPECT_NE(t.error().message().find("checksum"), std::string::npos) << t.error().message();
+  std::filesystem::remove(bad + "/" + kRootfsFileName);
+  t = LoadTemplate(bad);
+  ASSERT_FALSE(t.ok()) << "a missing rootfs.img was accepted";
+  EXPECT_NE(t.error().message().find(kRootfsFileName), std::string::npos) << t.error().message();
+}
+
+// Bad inputs to template creation: a clear error, no template directory,
+// no thread or process left running (the calls return only once the VM is
+// torn down).
+TEST_F(KvmLinuxTest, BadKernelMissingInitramfsAndSilentGuestAreClearErrors) {
+  auto kvm = Kvm::Open();
+  ASSERT_TRUE(kvm.ok());
+  const std::string guest = std::getenv("KF_GUEST_DIR");
+  LinuxTemplateOptions o;
+  o.kernel_path = root_ + "/garbage-kernel";
+  {
+    std::ofstream f(o.kernel_path, std::ios::binary);
+    for (int i = 0; i < 100000; ++i) f.put(static_cast<char>(i * 7919 % 251));
+  }
+  o.initrd_path = guest + "/initramfs.cpio.gz";
+  o.mem_bytes = 128ull << 20;
+  auto r = CreateLinuxTemplate(*kvm, o, root_ + "/bad-kernel");
+  ASSERT_FALSE(r.ok());
+  std::fprintf(stderr, "damaged kernel: %s\n", r.error().message().c_str());
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/bad-kernel"));
+
+  o.kernel_path = guest + "/vmlinuz";
+  o.initrd_path = root_ + "/no-such-initramfs";
+  r = CreateLinuxTemplate(*kvm, o, root_ + "/no-initrd");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("no-such-initramfs"), std::string::npos)
+      << r.error().message();
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/no-initrd"));
+
+  // A kernel that never starts the agent: no init to run, and panic=0 keeps
+  // it sitting in the panic instead of resetting.
+  o.initrd_path = guest + "/initramfs.cpio.gz";
+  o.cmdline = "console=ttyS0 panic=0 pci=off rdinit=/kf-no-such-init init=/kf-no-such-init";
+  o.boot_timeout_s = 60;
+  r = CreateLinuxTemplate(*kvm, o, root_ + "/silent");
+  ASSERT_FALSE(r.ok());
+  std::fprintf(stderr, "silent guest: %.300s\n", r.error().message().c_str());
+  EXPECT_NE(r.error().message().find("no answer within 60 s"), std::string::npos)
+      << r.error().message();
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/silent"));
 }
 
 // Each clone gets its own identity; after the reseed, no two clones' kernel

@@ -413,6 +413,49 @@ TEST_F(LinuxAgentTest, RandomHasTheLengthAskedAndDiffers) {
   EXPECT_EQ(big.error().code(), pb::ERROR_CODE_BAD_ARGUMENT);
 }
 
+pb::Request ReadFileReq(const std::string& path, uint32_t max_bytes) {
+  pb::Request r;
+  r.mutable_read_file()->set_path(path);
+  r.mutable_read_file()->set_max_bytes(max_bytes);
+  return r;
+}
+
+TEST_F(LinuxAgentTest, ReadFileReturnsTheHeadAndTheSize) {
+  char path[] = "/tmp/kf-read-file-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  std::string content(10000, 'x');
+  for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>('a' + i % 26);
+  ASSERT_EQ(write(fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+  close(fd);
+  Conn c = Connect();
+  pb::Response r = c.Call(ReadFileReq(path, 100));
+  ASSERT_TRUE(r.has_read_file()) << r.ShortDebugString();
+  EXPECT_EQ(r.read_file().data(), content.substr(0, 100));
+  EXPECT_EQ(r.read_file().size(), content.size());
+  EXPECT_FALSE(r.read_file().dax());  // /tmp is no DAX mount
+  // No size from stat (a /proc file): the size is what reading to the end gave.
+  r = c.Call(ReadFileReq("/proc/self/cmdline", 4096));
+  ASSERT_TRUE(r.has_read_file()) << r.ShortDebugString();
+  EXPECT_EQ(r.read_file().size(), r.read_file().data().size());
+  EXPECT_NE(r.read_file().data().find("kf-agent-linux"), std::string::npos);
+
+  pb::Response missing = c.Call(ReadFileReq("/nonexistent/kf", 16));
+  ASSERT_TRUE(missing.has_error());
+  EXPECT_EQ(missing.error().code(), pb::ERROR_CODE_BAD_ARGUMENT);
+  EXPECT_NE(missing.error().message().find("No such file"), std::string::npos)
+      << missing.error().message();
+  pb::Response relative = c.Call(ReadFileReq("etc/passwd", 16));
+  ASSERT_TRUE(relative.has_error());
+  EXPECT_EQ(relative.error().code(), pb::ERROR_CODE_BAD_ARGUMENT);
+  pb::Response too_much = c.Call(ReadFileReq(path, 4097));
+  ASSERT_TRUE(too_much.has_error());
+  EXPECT_EQ(too_much.error().code(), pb::ERROR_CODE_BAD_ARGUMENT);
+  // The connection still serves.
+  EXPECT_TRUE(c.Call(ReadFileReq(path, 1)).has_read_file());
+  unlink(path);
+}
+
 TEST_F(LinuxAgentTest, BadPayloadAndUnknownRequestAreAnsweredAndTheConnectionStays) {
   Conn c = Connect();
   ASSERT_TRUE(c.SendRaw(Conn::Encode(9, std::string("\xff\xff\xff", 3))));

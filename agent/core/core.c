@@ -109,6 +109,14 @@ static void dispatch(struct kf_agent_request* req, struct kf_agent_response* res
       if (rc == 0) resp->u.random.len = req->u.random.bytes;
       finish(resp, KF_AGENT_RANDOM, rc);
       return;
+    case KF_AGENT_READ_FILE:
+      if (ops->read_file == 0) {
+        reply_error(resp, KF_AGENT_ERR_UNKNOWN_REQUEST, "ReadFile: this guest has no files");
+        return;
+      }
+      rc = ops->read_file(&req->u.read_file, &resp->u.read_file, &resp->u.error);
+      finish(resp, KF_AGENT_READ_FILE, rc);
+      return;
     default:
       reply_error(resp, KF_AGENT_ERR_UNKNOWN_REQUEST, "empty or unknown request");
       return;

@@ -25,13 +25,15 @@ extern "C" {
 /* The largest request payload the core accepts: requests are small
  * (SetIdentity, the largest, is under 500 bytes); a longer frame is BAD_FRAME. */
 #define KF_CORE_REQUEST_PAYLOAD_MAX 8192u
-/* Room one response frame may need: a 4 KiB Random reply plus its envelope.
+/* Room one response frame may need: a 4 KiB Random or ReadFile reply plus
+ * its envelope.
  * Every output buffer handed to the core has at least this much. */
-#define KF_CORE_REPLY_FRAME_MAX (KF_AGENT_FRAME_HEADER_SIZE + KF_AGENT_RANDOM_MAX + 64u)
+#define KF_CORE_REPLY_FRAME_MAX (KF_AGENT_FRAME_HEADER_SIZE + KF_AGENT_READ_FILE_MAX + 64u)
 
 /* What a platform does. Each operation returns 0 and fills its reply, or
  * returns non-zero and fills *err (kf_core_set_error) instead. The reply and
- * *err may share storage: fill only one of them. Every member is required. */
+ * *err may share storage: fill only one of them. Every member is required
+ * except read_file (NULL: the platform has no files, UNKNOWN_REQUEST). */
 struct kf_core_ops {
   int32_t guest_kind; /* KF_AGENT_GUEST_* */
   /* Ready: mem_total, init_bytes, init_hash, boot_ns (the core sets the rest). */
@@ -49,6 +51,10 @@ struct kf_core_ops {
                     struct kf_agent_hash_range_reply* reply, struct kf_agent_error* err);
   /* Fills out[0..bytes) (bytes <= KF_AGENT_RANDOM_MAX, already checked). */
   int (*random)(uint8_t* out, uint32_t bytes, struct kf_agent_error* err);
+  /* Up to r->max_bytes (<= KF_AGENT_READ_FILE_MAX, checked) of r->path
+   * (absolute, checked) into reply->data/len, its size and DAX flag. */
+  int (*read_file)(const struct kf_agent_read_file_req* r, struct kf_agent_read_file_reply* reply,
+                   struct kf_agent_error* err);
 };
 
 /* Installs the platform's operations; call once, before anything below. */

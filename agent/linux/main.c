@@ -34,7 +34,10 @@ static const char kUsage[] =
     "As PID 1 (the /init of the guest initramfs) it first mounts devtmpfs on /dev,\n"
     "proc on /proc and sysfs on /sys, opens /dev/console as stdin/stdout/stderr if\n"
     "they are not open, loads the kernel modules listed in /etc/kf-modules\n"
-    "(finit_module, in the listed order), then listens on vsock port 1024 (any\n"
+    "(finit_module, in the listed order), mounts the rootfs when the kernel\n"
+    "command line says kf_agent.rootfs=DEV (read-only, -o dax, on /rootfs; also\n"
+    "kf_agent.rootfs_type=, default ext4, and kf_agent.rootfs_options=), then\n"
+    "listens on vsock port 1024 (any\n"
     "CID). It never exits: on a fatal error it logs and sleeps forever, reaping\n"
     "children. As an ordinary process it does none of the set-up and listens on\n"
     "vsock, or with --listen-unix on a Unix socket. Log lines (\"kf-agent: ...\")\n"
@@ -193,6 +196,7 @@ int main(int argc, char** argv) {
     if (o.buffer_mib < 0) o.buffer_mib = cmdline_mib("kf_agent.buffer_mib");
     if (o.init_mib < 0) o.init_mib = cmdline_mib("kf_agent.init_mib");
     modules_failed = kf_pid1_load_modules(o.modules);
+    kf_pid1_mount_rootfs();
   }
   if (o.buffer_mib < 0) o.buffer_mib = 64;
   if (o.init_mib < 0) o.init_mib = 0;

@@ -87,6 +87,28 @@ int kf_pid1_load_modules(const char* list_path) {
   return failed;
 }
 
+int kf_pid1_mount_rootfs(void) {
+  char dev[128], type[32] = "ext4", opts[128] = "dax";
+  if (!kf_pid1_cmdline_value("kf_agent.rootfs", dev, sizeof dev)) return 0;
+  kf_pid1_cmdline_value("kf_agent.rootfs_type", type, sizeof type);
+  kf_pid1_cmdline_value("kf_agent.rootfs_options", opts, sizeof opts);
+  struct stat st;
+  int waited_ms = 0;
+  while (stat(dev, &st) != 0 && waited_ms < 5000) {
+    usleep(10 * 1000);
+    waited_ms += 10;
+  }
+  if (mkdir(KF_ROOTFS_MOUNT, 0755) != 0 && errno != EEXIST)
+    kf_log("mkdir %s: %s", KF_ROOTFS_MOUNT, strerror(errno));
+  if (mount(dev, KF_ROOTFS_MOUNT, type, MS_RDONLY | MS_NODEV | MS_NOSUID, opts) != 0) {
+    kf_log("rootfs: mount %s (%s, ro,%s) on %s after %d ms: %s", dev, type, opts, KF_ROOTFS_MOUNT,
+           waited_ms, strerror(errno));
+    return -1;
+  }
+  kf_log("rootfs: %s (%s, ro,%s) on %s, %d ms wait", dev, type, opts, KF_ROOTFS_MOUNT, waited_ms);
+  return 0;
+}
+
 bool kf_pid1_cmdline_value(const char* key, char* out, size_t cap) {
   char buf[4096];
   int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);

@@ -23,6 +23,16 @@ void kf_pid1_setup_system(void);
  * missing: logged). */
 int kf_pid1_load_modules(const char* list_path);
 
+/* The rootfs (issue #4, DAX): when the kernel command line has
+ * kf_agent.rootfs=DEV, waits up to 5 s for DEV (the nvdimm bus probes
+ * asynchronously, so /dev/pmem0 can appear after its module loaded), then
+ * mounts it read-only on KF_ROOTFS_MOUNT with type kf_agent.rootfs_type
+ * (default ext4) and the option "dax" (kf_agent.rootfs_options replaces
+ * it). No fallback without DAX: a failure is logged and the directory left
+ * empty. Returns 0 (mounted, or nothing asked) or -1 (logged). */
+#define KF_ROOTFS_MOUNT "/rootfs"
+int kf_pid1_mount_rootfs(void);
+
 /* The value of `key=` on the kernel command line (/proc/cmdline), copied
  * into out[0..cap); false if absent. */
 bool kf_pid1_cmdline_value(const char* key, char* out, size_t cap);

@@ -1,4 +1,5 @@
 /* The Linux platform's operations (platform.h). */
+#define _GNU_SOURCE /* statx */
 #include "agent/linux/platform.h"
 
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
@@ -139,8 +141,63 @@ static int random_bytes(uint8_t* out, uint32_t bytes, struct kf_agent_error* err
   return 0;
 }
 
+#ifndef STATX_ATTR_DAX
+#define STATX_ATTR_DAX 0x00200000 /* Linux 5.8 */
+#endif
+
+/* Past this, a file whose size stat does not give (a /proc file, a device)
+ * is not read further: its size is reported as what was read. */
+#define READ_FILE_SCAN_MAX (1u << 20)
+
+static int read_file_error(struct kf_agent_error* err, const char* what, const char* path) {
+  char msg[KF_AGENT_ERROR_MAX];
+  snprintf(msg, sizeof msg, "read_file: %s %s: %s", what, path, strerror(errno));
+  kf_core_set_error(err, errno == ENOENT ? KF_AGENT_ERR_BAD_ARGUMENT : KF_AGENT_ERR_INTERNAL, msg);
+  return -1;
+}
+
+static int read_file(const struct kf_agent_read_file_req* r, struct kf_agent_read_file_reply* reply,
+                     struct kf_agent_error* err) {
+  int fd = open(r->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return read_file_error(err, "open", r->path);
+  struct statx stx;
+  if (statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE, &stx) != 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return read_file_error(err, "statx", r->path);
+  }
+  /* /proc and /sys files are regular but report size 0: read those. */
+  const bool regular = S_ISREG(stx.stx_mode) && stx.stx_size > 0;
+  const uint64_t want = regular ? r->max_bytes : READ_FILE_SCAN_MAX;
+  uint8_t scratch[512];
+  uint64_t total = 0;
+  while (total < want) {
+    uint8_t* dst = total < r->max_bytes ? reply->data + total : scratch;
+    uint64_t room = total < r->max_bytes ? r->max_bytes - total : sizeof scratch;
+    if (room > want - total) room = want - total;
+    ssize_t n = read(fd, dst, room);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      close(fd);
+      errno = e;
+      return read_file_error(err, "read", r->path);
+    }
+    if (n == 0) break;
+    total += (uint64_t)n;
+  }
+  close(fd);
+  reply->len = (uint32_t)(total < r->max_bytes ? total : r->max_bytes);
+  reply->size = regular ? stx.stx_size : total;
+  reply->dax = (stx.stx_attributes_mask & STATX_ATTR_DAX) != 0 &&
+               (stx.stx_attributes & STATX_ATTR_DAX) != 0;
+  return 0;
+}
+
 static const struct kf_core_ops g_ops = {
-    KF_AGENT_GUEST_LINUX, ready, memory, set_identity, dirty_pages, hash_range, random_bytes,
+    KF_AGENT_GUEST_LINUX, ready,        memory,   set_identity, dirty_pages,
+    hash_range,           random_bytes, read_file,
 };
 
 int kf_linux_platform_init(const struct kf_linux_config* config) {

@@ -18,6 +18,10 @@
  *   kf_init_pattern(offset): Ready.init_bytes/init_hash report them, as the
  *   bare agent reports its boot-initialised memory.
  * - Random: getrandom(2), blocking until the kernel CRNG is initialised.
+ * - ReadFile: open + statx + read. dax is STATX_ATTR_DAX; size is st_size
+ *   for a regular file that has one, else (/proc files, devices) what read()
+ *   returned until end of file (at most 1 MiB is read). A missing file is BAD_ARGUMENT, other failures
+ *   INTERNAL, both naming the step and errno.
  * - Ready.mem_total and GetStats.mem_total: sysinfo() totalram * mem_unit
  *   (MemTotal of /proc/meminfo); mem_initialised: the --init-mib bytes;
  *   Ready.boot_ns: CLOCK_BOOTTIME when the agent started listening (PID 1

@@ -75,6 +75,14 @@ typedef struct kf_agent_random_reply random_reply_t;
 static const struct field_desc random_f[] = {U32(1, random_t, bytes)};
 static const struct field_desc random_reply_f[] = {BYTES(1, random_reply_t, data, len)};
 
+typedef struct kf_agent_read_file_req read_file_t;
+typedef struct kf_agent_read_file_reply read_file_reply_t;
+static const struct field_desc read_file_f[] = {STR(1, read_file_t, path),
+                                                U32(2, read_file_t, max_bytes)};
+static const struct field_desc read_file_reply_f[] = {
+    BYTES(1, read_file_reply_t, data, len), U64(2, read_file_reply_t, size),
+    U32(3, read_file_reply_t, dax)};
+
 typedef struct kf_agent_error err_t;
 static const struct field_desc error_f[] = {I32(1, err_t, code), STR(2, err_t, message)};
 
@@ -86,7 +94,7 @@ static const struct msg_desc request_bodies[KIND_LIMIT] = {
     [KF_AGENT_PING] = DESC(ping_req_f),     [KF_AGENT_SET_IDENTITY] = DESC(set_id_f),
     [KF_AGENT_GET_IDENTITY] = {no_fields, 0}, [KF_AGENT_GET_STATS] = {no_fields, 0},
     [KF_AGENT_DIRTY_PAGES] = DESC(dirty_f), [KF_AGENT_HASH_RANGE] = DESC(hash_f),
-    [KF_AGENT_RANDOM] = DESC(random_f)};
+    [KF_AGENT_RANDOM] = DESC(random_f),     [KF_AGENT_READ_FILE] = DESC(read_file_f)};
 static const struct msg_desc response_bodies[KIND_LIMIT] = {
     [KF_AGENT_PING] = DESC(ping_reply_f),
     [KF_AGENT_SET_IDENTITY] = DESC(set_id_reply_f),
@@ -95,6 +103,7 @@ static const struct msg_desc response_bodies[KIND_LIMIT] = {
     [KF_AGENT_DIRTY_PAGES] = DESC(dirty_reply_f),
     [KF_AGENT_HASH_RANGE] = DESC(hash_reply_f),
     [KF_AGENT_RANDOM] = DESC(random_reply_f),
+    [KF_AGENT_READ_FILE] = DESC(read_file_reply_f),
     [KF_AGENT_READY] = DESC(ready_f),
     [KF_AGENT_ERROR] = DESC(error_f)};
 
@@ -245,6 +254,10 @@ int kf_agent_request_check(const struct kf_agent_request* m) {
       return 0;
     case KF_AGENT_RANDOM:
       return m->u.random.bytes > KF_AGENT_RANDOM_MAX ? KF_AGENT_ERR_BAD_ARGUMENT : 0;
+    case KF_AGENT_READ_FILE:
+      if (m->u.read_file.max_bytes > KF_AGENT_READ_FILE_MAX || m->u.read_file.path[0] != '/')
+        return KF_AGENT_ERR_BAD_ARGUMENT;
+      return 0;
     case KF_AGENT_PING:
     case KF_AGENT_GET_IDENTITY:
     case KF_AGENT_GET_STATS:

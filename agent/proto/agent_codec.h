@@ -25,6 +25,8 @@ extern "C" {
 #define KF_AGENT_ENTROPY_MAX 256u
 #define KF_AGENT_RANDOM_MAX 4096u
 #define KF_AGENT_ERROR_MAX 128u /* error message: 127 bytes + NUL */
+#define KF_AGENT_PATH_MAX 256u  /* ReadFile path: 255 bytes + NUL */
+#define KF_AGENT_READ_FILE_MAX 4096u
 
 /* GuestKind and ErrorCode of agent.proto (open enums: other values decode). */
 #define KF_AGENT_GUEST_LINUX 1
@@ -78,6 +80,17 @@ struct kf_agent_random_reply {
   uint32_t len;
 };
 
+struct kf_agent_read_file_req {
+  char path[KF_AGENT_PATH_MAX];
+  uint32_t max_bytes;
+};
+struct kf_agent_read_file_reply {
+  uint8_t data[KF_AGENT_READ_FILE_MAX];
+  uint32_t len;
+  uint64_t size;
+  uint32_t dax; /* proto bool: 0 or 1 (the same varint) */
+};
+
 struct kf_agent_error {
   int32_t code;
   char message[KF_AGENT_ERROR_MAX];
@@ -92,6 +105,7 @@ enum kf_agent_kind {
   KF_AGENT_DIRTY_PAGES = 5,
   KF_AGENT_HASH_RANGE = 6,
   KF_AGENT_RANDOM = 7,
+  KF_AGENT_READ_FILE = 8,
   KF_AGENT_READY = 14, /* Response only */
   KF_AGENT_ERROR = 15  /* Response only */
 };
@@ -105,6 +119,7 @@ struct kf_agent_request {
     struct kf_agent_dirty_pages_req dirty_pages;
     struct kf_agent_hash_range_req hash_range;
     struct kf_agent_random_req random;
+    struct kf_agent_read_file_req read_file;
   } u;
 };
 
@@ -118,6 +133,7 @@ struct kf_agent_response {
     struct kf_agent_dirty_pages_reply dirty_pages;
     struct kf_agent_hash_range_reply hash_range;
     struct kf_agent_random_reply random;
+    struct kf_agent_read_file_reply read_file;
     struct kf_agent_ready ready;
     struct kf_agent_error error;
   } u;
@@ -139,7 +155,8 @@ int kf_agent_decode_request(const uint8_t* buf, size_t len, struct kf_agent_requ
 int kf_agent_decode_response(const uint8_t* buf, size_t len, struct kf_agent_response* m);
 
 /* The agent's checks past decoding: a body is present, entropy is 32..256
- * bytes, Random asks for at most KF_AGENT_RANDOM_MAX. Returns 0 or the
+ * bytes, Random asks for at most KF_AGENT_RANDOM_MAX, ReadFile for at most
+ * KF_AGENT_READ_FILE_MAX bytes of an absolute path. Returns 0 or the
  * KF_AGENT_ERR_* code to answer with. */
 int kf_agent_request_check(const struct kf_agent_request* m);
 

@@ -27,12 +27,17 @@ constexpr char kTemplateHelp[] =
     "      for the start-up work a template saves every clone.\n"
     "  kata-factory template create --guest linux --out DIR [--guest-dir G]\n"
     "                               [--kernel K] [--initrd I] [--cmdline C]\n"
+    "                               [--rootfs R | --no-rootfs]\n"
     "                               [--mem-mib M] [--boot-timeout S] [--json]\n"
     "      Boot a Linux kernel whose initramfs /init is the agent, wait until the\n"
     "      agent answers on vsock port 1024, snapshot it into DIR. The kernel and\n"
     "      initramfs come from G (the output of scripts/build-guest: vmlinuz and\n"
     "      initramfs.cpio.gz; default $KF_GUEST_DIR, else guest/ beside this\n"
-    "      binary) unless --kernel/--initrd name them. Defaults: --mem-mib 256\n"
+    "      binary) unless --kernel/--initrd name them. The rootfs image (G's\n"
+    "      rootfs.ext4 unless --rootfs names one; a multiple of 2 MiB) becomes a\n"
+    "      read-only virtio-pmem device the agent mounts at /rootfs with -o dax;\n"
+    "      DIR keeps a copy (rootfs.img) that every clone maps, shared.\n"
+    "      --no-rootfs boots without one. Defaults: --mem-mib 256\n"
     "      --boot-timeout 300. The boot console is kept as DIR/boot-console.log.\n"
     "  kata-factory template inspect DIR [--json]\n"
     "      Validate DIR's state (version, sizes, checksums) and describe it.\n";
@@ -63,13 +68,16 @@ int CreateLinux(const Args& args) {
   o.kernel_path = args.Get("kernel", guest_dir + "/vmlinuz");
   o.initrd_path = args.Get("initrd", guest_dir + "/initramfs.cpio.gz");
   o.cmdline = args.Get("cmdline", "");
+  if (args.Has("rootfs") && args.Has("no-rootfs"))
+    return Fail("--rootfs and --no-rootfs exclude each other", kExitUsage);
+  if (!args.Has("no-rootfs")) o.rootfs_path = args.Get("rootfs", guest_dir + "/rootfs.ext4");
   o.mem_bytes = *mem << 20;
   o.boot_timeout_s = static_cast<int>(*timeout);
   o.verbose = !args.Has("json");
-  for (const std::string* path : {&o.kernel_path, &o.initrd_path})
-    if (::access(path->c_str(), R_OK) != 0)
+  for (const std::string* path : {&o.kernel_path, &o.initrd_path, &o.rootfs_path})
+    if (!path->empty() && ::access(path->c_str(), R_OK) != 0)
       return Fail(*path + ": not readable (build the guest with scripts/build-guest --out " +
-                  guest_dir + ", or pass --guest-dir/--kernel/--initrd)");
+                  guest_dir + ", or pass --guest-dir/--kernel/--initrd/--rootfs)");
   auto kvm = Kvm::Open();
   if (!kvm.ok()) return Fail("KVM is not usable here: " + kvm.error().message());
   auto result = CreateLinuxTemplate(*kvm, o, out);
@@ -77,7 +85,7 @@ int CreateLinux(const Args& args) {
   if (args.Has("json")) {
     Json j;
     j.BeginObject().Str("template", out).Str("guest", "linux").Uint("mem_bytes", o.mem_bytes)
-        .Str("kernel", o.kernel_path).Str("initrd", o.initrd_path)
+        .Str("kernel", o.kernel_path).Str("initrd", o.initrd_path).Str("rootfs", o.rootfs_path)
         .Num("boot_ms", result->boot_ns / 1e6).Uint("agent_probes", result->probes).EndObject();
     std::cout << j.str() << "\n";
   } else {
@@ -89,15 +97,15 @@ int CreateLinux(const Args& args) {
 }
 
 int Create(const Argv& argv) {
-  auto args = Args::Parse(argv, {"json", "pit", "no-irqchip", "help"},
+  auto args = Args::Parse(argv, {"json", "pit", "no-irqchip", "no-rootfs", "help"},
                           {"guest", "out", "mem-mib", "init-mib", "seed", "boot-timeout",
-                           "guest-dir", "kernel", "initrd", "cmdline"});
+                           "guest-dir", "kernel", "initrd", "cmdline", "rootfs"});
   if (!args.ok()) return Fail(args.error().message(), kExitUsage);
   if (args->Has("help")) return std::fputs(kTemplateHelp, stdout), 0;
   const std::string guest = args->Get("guest", "bare");
   if (guest == "linux") return CreateLinux(*args);
   if (guest != "bare") return Fail("--guest " + guest + ": want bare or linux", kExitUsage);
-  for (const char* linux_only : {"guest-dir", "kernel", "initrd", "cmdline"})
+  for (const char* linux_only : {"guest-dir", "kernel", "initrd", "cmdline", "rootfs", "no-rootfs"})
     if (args->Has(linux_only))
       return Fail(std::string("--") + linux_only + " is for --guest linux", kExitUsage);
   const std::string out = args->Get("out");
