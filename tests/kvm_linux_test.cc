@@ -272,11 +272,11 @@ TEST_F(KvmLinuxTest, BadKernelMissingInitramfsAndSilentGuestAreClearErrors) {
   // it sitting in the panic instead of resetting.
   o.initrd_path = guest + "/initramfs.cpio.gz";
   o.cmdline = "console=ttyS0 panic=0 pci=off rdinit=/kf-no-such-init init=/kf-no-such-init";
-  o.boot_timeout_s = 60;
+  o.boot_timeout_s = 25;
   r = CreateLinuxTemplate(*kvm, o, root_ + "/silent");
   ASSERT_FALSE(r.ok());
   std::fprintf(stderr, "silent guest: %.300s\n", r.error().message().c_str());
-  EXPECT_NE(r.error().message().find("no answer within 60 s"), std::string::npos)
+  EXPECT_NE(r.error().message().find("no answer within 25 s"), std::string::npos)
       << r.error().message();
   EXPECT_FALSE(std::filesystem::exists(root_ + "/silent"));
 }
