@@ -18,7 +18,10 @@
 #include <vector>
 
 #include "proto/snapshot.pb.h"
+#include <xxhash.h>
+
 #include "snapshot/memory_hash.h"
+#include "snapshot/rootfs_image.h"
 #include "snapshot/state_codec.h"
 #include "snapshot/template_files.h"
 #include "vmm-glue/unique_fd.h"
@@ -522,6 +525,53 @@ TEST_F(TemplateFilesTest, FailedWriteLeavesNothing) {
   EXPECT_EQ(s.error().message(), "writing " + dir_ + ".tmp-" + std::to_string(getpid()) +
                                      "/memory.img: File too large (errno 27)");
   EXPECT_TRUE(Entries().empty());
+}
+
+// A Linux template with a pmem rootfs: the image is copied in as
+// rootfs.img, byte for byte, and its digest checked while copying.
+TEST_F(TemplateFilesTest, RootfsImageIsCopiedAndChecked) {
+  const std::string image = root_ + "/rootfs.ext4";
+  std::string bytes(2 << 20, '\0');
+  for (size_t i = 0; i < bytes.size(); i += 4096) bytes[i] = static_cast<char>(i / 4096 + 1);
+  std::ofstream(image, std::ios::binary) << bytes;
+  auto linux_state = [&](uint64_t checksum) {
+    TemplateState s = MakeState();
+    s.guest_kind = kGuestKindLinux;
+    s.bare = {};
+    s.vcpus.resize(1);
+    s.vsock.emplace();
+    s.linux_guest.rootfs_size = bytes.size();
+    s.linux_guest.rootfs_checksum = checksum;
+    s.linux_guest.pmem.emplace();
+    s.linux_guest.pmem->set_size(bytes.size());
+    return s;
+  };
+  memory_ = MakeMemory();
+  const uint64_t sum = XXH3_64bits(bytes.data(), bytes.size());
+
+  // The image changed since the guest booted (another checksum): refused,
+  // nothing left.
+  Status s = WriteTemplate(dir_, linux_state(sum ^ 1), memory_, image);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("changed while the template was being made"),
+            std::string::npos)
+      << s.error().message();
+  EXPECT_EQ(Entries(), std::vector<std::string>{"rootfs.ext4"});  // only the source
+  // A rootfs size without an image, and an image without a size: refused.
+  EXPECT_FALSE(WriteTemplate(dir_, linux_state(sum), memory_).ok());
+  EXPECT_FALSE(WriteTemplate(dir_, MakeState(), memory_, image).ok());
+  EXPECT_EQ(Entries(), std::vector<std::string>{"rootfs.ext4"});  // only the source
+
+  ASSERT_TRUE(WriteTemplate(dir_, linux_state(sum), memory_, image).ok());
+  std::ifstream in(dir_ + "/" + kRootfsFileName, std::ios::binary);
+  std::string copied((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(copied == bytes) << "rootfs.img is not the image";
+  auto back = ReadTemplateState(dir_);
+  ASSERT_TRUE(back.ok()) << back.error().message();
+  EXPECT_EQ(back->linux_guest.rootfs_size, bytes.size());
+  EXPECT_EQ(back->linux_guest.rootfs_checksum, sum);
+  ASSERT_TRUE(back->linux_guest.pmem.has_value());
+  EXPECT_EQ(back->linux_guest.pmem->size(), bytes.size());
 }
 
 TEST_F(TemplateFilesTest, ErrorsAreDistinct) {
