@@ -1,7 +1,9 @@
 #include "factory/zygote.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -12,6 +14,8 @@
 #include <cstring>
 
 #include "factory/clock.h"
+
+extern char** environ;
 
 namespace kf {
 
@@ -190,7 +194,91 @@ Result<Zygote> Zygote::Spawn(LoadedTemplate tmpl) {
   return z;
 }
 
+Result<Zygote> Zygote::SpawnProcess(const std::string& exe, const std::string& template_dir,
+                                    const std::vector<std::string>& extra_args, int timeout_ms) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+    return Error::Sys("socketpair for zygote");
+  UniqueFd ours(pair[0]), theirs(pair[1]);
+  std::vector<std::string> args = {exe, "zygote", "--template", template_dir, "--fd", "3"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  // The child gets stdin from /dev/null, the caller's stdout and stderr, its
+  // socket as fd 3 (dup2 clears close-on-exec) and nothing else that was
+  // opened close-on-exec; default signal dispositions and an empty mask
+  // (the daemon blocks SIGTERM in every thread to sigwait() for it).
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attr);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, theirs.get(), 3);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2})
+    sigaddset(&defaults, sig);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  std::fflush(nullptr);
+  int err = ::posix_spawn(&pid, exe.c_str(), &actions, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (err != 0) return Error::Sys("posix_spawn " + exe + " zygote", err);
+  theirs.Reset();
+
+  Zygote z;  // from here on, its destructor reaps the child
+  z.pid_ = pid;
+  z.socket_ = std::move(ours);
+  pollfd p{z.socket_.get(), POLLIN, 0};
+  int r;
+  do {
+    r = ::poll(&p, 1, timeout_ms);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return Error::Sys("poll zygote");
+  if (r == 0) {
+    ::kill(pid, SIGKILL);
+    return Error("zygote for " + template_dir + " did not load it in " +
+                 std::to_string(timeout_ms) + " ms");
+  }
+  ZygoteReply hello;
+  ASSIGN_OR_RETURN(ssize_t n, RecvWithFds(z.socket_.get(), &hello, sizeof hello, nullptr, 0));
+  if (n == 0) return Error("zygote exited before loading " + template_dir);
+  if (n != sizeof hello || hello.magic != kZygoteMagic) return Error("malformed zygote hello");
+  if (hello.pid <= 0) {
+    hello.error[sizeof hello.error - 1] = 0;
+    return Error(std::string("zygote: ") + hello.error);
+  }
+  return z;
+}
+
+void RunZygoteProcess(const std::string& template_dir, int sock) {
+  // Only the socket survives from the parent beyond stdio.
+  if (sock > 3) ::close_range(3, sock - 1, 0);
+  ::close_range(sock + 1, ~0U, 0);
+  auto tmpl = LoadTemplate(template_dir);
+  if (!tmpl.ok()) {
+    ReplyError(sock, template_dir + ": " + tmpl.error().message());
+    ::_exit(1);
+  }
+  ZygoteReply hello;
+  hello.pid = ::getpid();
+  if (!SendWithFds(sock, &hello, sizeof hello, nullptr, 0).ok()) ::_exit(1);
+  ZygoteMain(std::move(*tmpl), sock);
+}
+
 Zygote::~Zygote() { Stop(); }
+
+bool Zygote::Exited() const {
+  if (!socket_.valid()) return true;
+  pollfd p{socket_.get(), POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR)) != 0;
+}
 
 Zygote& Zygote::operator=(Zygote&& other) noexcept {
   if (this != &other) {

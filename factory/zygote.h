@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 #include "factory/loaded_template.h"
 #include "factory/sandbox_protocol.h"
@@ -42,6 +43,17 @@ class Zygote {
   // Forks the zygote. The template must be loaded and the caller must be
   // single-threaded (fork() in a threaded process copies only one thread).
   static Result<Zygote> Spawn(LoadedTemplate tmpl);
+  // Starts the zygote as a fresh process instead, safe in a multi-threaded
+  // caller such as the daemon (no fork() of the caller): posix_spawn() of
+  // `exe` (a kata-factory binary, normally /proc/self/exe) as
+  // `exe zygote --template DIR --fd 3 EXTRA...`, which loads the template
+  // itself and runs the same loop (RunZygoteProcess). Waits up to
+  // `timeout_ms` for it to report the template loaded, or its error. The
+  // zygote is the caller's child (reaped by the destructor) and, like a
+  // forked one, exits when its socket closes.
+  static Result<Zygote> SpawnProcess(const std::string& exe, const std::string& template_dir,
+                                     const std::vector<std::string>& extra_args = {},
+                                     int timeout_ms = 60000);
   Zygote() = default;
   // Moves hand over the process: a moved-from Zygote owns nothing and its
   // destructor must not wait for the process (it would wait forever, since
@@ -53,6 +65,9 @@ class Zygote {
 
   Result<CloneHandle> Clone(const SandboxOptions& options);
   pid_t pid() const { return pid_; }
+  // True when the zygote's end of the socket is closed (it exited or was
+  // killed): a caller may then start a new one.
+  bool Exited() const;
 
  private:
   void Stop();  // closes the socket and reaps the zygote
@@ -60,6 +75,11 @@ class Zygote {
   pid_t pid_ = -1;
   UniqueFd socket_;
 };
+
+// The zygote process's side of SpawnProcess (`kata-factory zygote`): loads
+// the template in `template_dir`, reports the outcome on `sock`, then serves
+// clone requests on it until EOF. Never returns.
+[[noreturn]] void RunZygoteProcess(const std::string& template_dir, int sock);
 
 // Stops a clone: closes its control socket (the VMM exits at once when idle)
 // and waits up to `grace_ms` on its pidfd before SIGKILL.

@@ -8,6 +8,8 @@ PACKAGES=(
   protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc
   liburing-dev libjemalloc-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # The daemon's TOML config file (factory/daemon/ops/config_file.cc).
+  libtomlplusplus-dev
   python3
   # The nested test tier and guest images (scripts/nested-kvm).
   qemu-system-x86 busybox-static cpio lz4 kmod

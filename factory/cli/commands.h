@@ -13,6 +13,13 @@ int TemplateCommand(const Argv& args);
 int CloneCommand(const Argv& args);
 int DemoCommand(const Argv& args);
 int HostCommand(const Argv& args);
+// The daemon (cmd_daemon.cc) and the verbs that talk to it (cmd_vm.cc).
+int DaemonCommand(const Argv& args);
+int ZygoteCommand(const Argv& args);  // internal: returns only on bad usage
+int GetCommand(const Argv& args);
+int ReleaseCommand(const Argv& args);
+int StatusCommand(const Argv& args);
+int LsCommand(const Argv& args);
 
 // Prints "kata-factory: <message>" to stderr and returns `code`.
 int Fail(const std::string& message, int code = 1);

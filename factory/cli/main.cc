@@ -23,6 +23,11 @@ constexpr char kUsage[] =
     "  template create|inspect  make a template (boot + snapshot), or check one\n"
     "  clone DIR --count N      clone a template N times and measure each clone\n"
     "  host                     what this host's /dev/kvm offers\n"
+    "  daemon                   serve the gRPC API: templates, zygotes, warm pools\n"
+    "  get TEMPLATE             a ready VM from the daemon (GetVM)\n"
+    "  release ID...            stop VMs the daemon handed out\n"
+    "  status                   the daemon's pools, VMs, memory, KSM\n"
+    "  ls                       the daemon's VMs\n"
     "  version                  print the version\n"
     "Each verb takes --help. Exit status: 0 ok, 1 failed, 2 bad usage.\n";
 
@@ -39,5 +44,11 @@ int main(int argc, char** argv) {
   if (verb == "clone") return CloneCommand(rest);
   if (verb == "demo") return DemoCommand(rest);
   if (verb == "host") return HostCommand(rest);
+  if (verb == "daemon") return DaemonCommand(rest);
+  if (verb == "zygote") return ZygoteCommand(rest);  // internal (the daemon's)
+  if (verb == "get") return GetCommand(rest);
+  if (verb == "release") return ReleaseCommand(rest);
+  if (verb == "status") return StatusCommand(rest);
+  if (verb == "ls") return LsCommand(rest);
   return Fail("unknown verb '" + verb + "' (see kata-factory --help)", kExitUsage);
 }
