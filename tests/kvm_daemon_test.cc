@@ -115,10 +115,12 @@ class KvmDaemonTest : public ::testing::Test {
     pb::ReleaseVMResponse resp;
     return stub_->ReleaseVM(&ctx, req, &resp);
   }
+  // Empty while the daemon is not answering (a spawned one still starting):
+  // callers poll it until a figure shows up.
   pb::PoolStatus Pool() {
     grpc::ClientContext ctx;
     pb::StatusResponse st;
-    EXPECT_TRUE(stub_->Status(&ctx, pb::StatusRequest(), &st).ok());
+    if (!stub_->Status(&ctx, pb::StatusRequest(), &st).ok()) return pb::PoolStatus();
     for (const auto& p : st.pools())
       if (p.template_() == "bare") return p;
     return pb::PoolStatus();
@@ -242,8 +244,8 @@ TEST_F(KvmDaemonTest, LeaseExpires) {
   pb::GetVMResponse resp;
   ASSERT_TRUE(GetVm(&resp, 30000, /*lease=*/1).ok());
   EXPECT_GT(resp.vm().lease_expires_unix_ns(), 0);
-  EXPECT_TRUE(WaitFor([&] { return List(true).empty(); }, 5s));
-  EXPECT_FALSE(Alive(resp.vm().pid()));
+  // Off the list first, then stopped (ReleaseClone waits for the exit).
+  EXPECT_TRUE(WaitFor([&] { return List(true).empty() && !Alive(resp.vm().pid()); }, 5s));
 }
 
 // kata-factory daemon as a child process.
