@@ -29,6 +29,16 @@ const char* KindName(agentpb::Request::BodyCase c) {
     case agentpb::Request::kHashRange: return "HashRange";
     case agentpb::Request::kRandom: return "Random";
     case agentpb::Request::kReadFile: return "ReadFile";
+    case agentpb::Request::kCreateContainer: return "CreateContainer";
+    case agentpb::Request::kStartContainer: return "StartContainer";
+    case agentpb::Request::kExecProcess: return "ExecProcess";
+    case agentpb::Request::kWaitProcess: return "WaitProcess";
+    case agentpb::Request::kSignalProcess: return "SignalProcess";
+    case agentpb::Request::kReadStdout: return "ReadStdout";
+    case agentpb::Request::kReadStderr: return "ReadStderr";
+    case agentpb::Request::kWriteStdin: return "WriteStdin";
+    case agentpb::Request::kCloseStdin: return "CloseStdin";
+    case agentpb::Request::kRemoveContainer: return "RemoveContainer";
     default: return "empty request";
   }
 }
@@ -146,6 +156,7 @@ Result<std::string> AgentClient::RecvFrame(uint32_t* stream_id) {
 }
 
 Result<agentpb::Response> AgentClient::Call(const agentpb::Request& request) {
+  last_error_code_ = agentpb::ERROR_CODE_UNSPECIFIED;
   const std::string payload = request.SerializeAsString();
   kf_agent_frame_header h{static_cast<uint32_t>(payload.size()), next_stream_++,
                           KF_AGENT_FRAME_REQUEST, 0};
@@ -163,9 +174,11 @@ Result<agentpb::Response> AgentClient::Call(const agentpb::Request& request) {
                  ", expected " + std::to_string(h.stream_id));
   agentpb::Response reply;
   if (!reply.ParseFromString(reply_bytes)) return Error(std::string(what) + ": reply does not parse");
-  if (reply.has_error())
+  if (reply.has_error()) {
+    last_error_code_ = reply.error().code();
     return Error(std::string(what) + ": agent error " +
                  agentpb::ErrorCode_Name(reply.error().code()) + ": " + reply.error().message());
+  }
   // Oneof numbers are shared: a reply's kind is its request's kind.
   if (static_cast<int>(reply.body_case()) != static_cast<int>(request.body_case()))
     return Error(std::string(what) + ": reply of another kind (" +
@@ -245,6 +258,125 @@ Result<agentpb::ReadFileReply> AgentClient::ReadFile(const std::string& path,
   req.mutable_read_file()->set_max_bytes(max_bytes);
   ASSIGN_OR_RETURN(agentpb::Response r, Call(req));
   return r.read_file();
+}
+
+agentpb::Process MakeProcess(const std::vector<std::string>& args,
+                             const std::vector<std::string>& env, const std::string& cwd) {
+  agentpb::Process p;
+  for (const auto& a : args) p.add_args(a);
+  for (const auto& e : env) p.add_env(e);
+  p.set_cwd(cwd);
+  return p;
+}
+
+Result<uint32_t> AgentClient::CreateContainer(const agentpb::CreateContainerRequest& request) {
+  agentpb::Request req;
+  *req.mutable_create_container() = request;
+  ASSIGN_OR_RETURN(agentpb::Response r, Call(req));
+  return r.create_container().pid();
+}
+
+Result<uint32_t> AgentClient::StartContainer(const std::string& container_id) {
+  agentpb::Request req;
+  req.mutable_start_container()->set_container_id(container_id);
+  ASSIGN_OR_RETURN(agentpb::Response r, Call(req));
+  return r.start_container().pid();
+}
+
+Result<uint32_t> AgentClient::ExecProcess(const std::string& container_id,
+                                          const std::string& exec_id,
+                                          const agentpb::Process& process) {
+  agentpb::Request req;
+  auto* e = req.mutable_exec_process();
+  e->set_container_id(container_id);
+  e->set_exec_id(exec_id);
+  *e->mutable_process() = process;
+  ASSIGN_OR_RETURN(agentpb::Response r, Call(req));
+  return r.exec_process().pid();
+}
+
+Result<agentpb::WaitProcessReply> AgentClient::WaitProcess(const std::string& container_id,
+                                                           const std::string& exec_id,
+                                                           uint32_t timeout_ms) {
+  agentpb::Request req;
+  auto* w = req.mutable_wait_process();
+  w->set_container_id(container_id);
+  w->set_exec_id(exec_id);
+  w->set_timeout_ms(timeout_ms);
+  ASSIGN_OR_RETURN(agentpb::Response r, Call(req));
+  return r.wait_process();
+}
+
+Status AgentClient::SignalProcess(const std::string& container_id, const std::string& exec_id,
+                                  int signal) {
+  agentpb::Request req;
+  auto* s = req.mutable_signal_process();
+  s->set_container_id(container_id);
+  s->set_exec_id(exec_id);
+  s->set_signal(static_cast<uint32_t>(signal));
+  ASSIGN_OR_RETURN(agentpb::Response r, Call(req));
+  (void)r;
+  return Status::Ok();
+}
+
+namespace {
+
+agentpb::ReadStreamRequest ReadStream(const std::string& container_id, const std::string& exec_id,
+                                      uint32_t wait_ms, uint32_t max_bytes) {
+  agentpb::ReadStreamRequest s;
+  s.set_container_id(container_id);
+  s.set_exec_id(exec_id);
+  s.set_wait_ms(wait_ms);
+  s.set_max_bytes(max_bytes);
+  return s;
+}
+
+}  // namespace
+
+Result<agentpb::ReadStreamReply> AgentClient::ReadStdout(const std::string& container_id,
+                                                         const std::string& exec_id,
+                                                         uint32_t wait_ms, uint32_t max_bytes) {
+  agentpb::Request req;
+  *req.mutable_read_stdout() = ReadStream(container_id, exec_id, wait_ms, max_bytes);
+  ASSIGN_OR_RETURN(agentpb::Response r, Call(req));
+  return r.read_stdout();
+}
+
+Result<agentpb::ReadStreamReply> AgentClient::ReadStderr(const std::string& container_id,
+                                                         const std::string& exec_id,
+                                                         uint32_t wait_ms, uint32_t max_bytes) {
+  agentpb::Request req;
+  *req.mutable_read_stderr() = ReadStream(container_id, exec_id, wait_ms, max_bytes);
+  ASSIGN_OR_RETURN(agentpb::Response r, Call(req));
+  return r.read_stderr();
+}
+
+Result<uint32_t> AgentClient::WriteStdin(const std::string& container_id,
+                                         const std::string& exec_id, std::string_view data) {
+  agentpb::Request req;
+  auto* w = req.mutable_write_stdin();
+  w->set_container_id(container_id);
+  w->set_exec_id(exec_id);
+  w->set_data(std::string(data));
+  ASSIGN_OR_RETURN(agentpb::Response r, Call(req));
+  return r.write_stdin().len();
+}
+
+Status AgentClient::CloseStdin(const std::string& container_id, const std::string& exec_id) {
+  agentpb::Request req;
+  req.mutable_close_stdin()->set_container_id(container_id);
+  req.mutable_close_stdin()->set_exec_id(exec_id);
+  ASSIGN_OR_RETURN(agentpb::Response r, Call(req));
+  (void)r;
+  return Status::Ok();
+}
+
+Status AgentClient::RemoveContainer(const std::string& container_id) {
+  agentpb::Request req;
+  req.mutable_remove_container()->set_container_id(container_id);
+  ASSIGN_OR_RETURN(agentpb::Response r, Call(req));
+  (void)r;
+  return Status::Ok();
 }
 
 Result<AgentClient> ConnectAgent(const CloneHandle& clone, int timeout_ms) {

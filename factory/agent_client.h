@@ -8,6 +8,8 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "proto/agent.pb.h"
 #include "vmm-glue/result.h"
@@ -28,6 +30,11 @@ struct Identity {
   uint64_t identity_sets = 0;                             // read back only
 };
 
+// An OCI-style process for CreateContainer / ExecProcess (agent.proto's
+// Process): args[0] is looked up in the env's PATH inside the container.
+agentpb::Process MakeProcess(const std::vector<std::string>& args,
+                             const std::vector<std::string>& env = {}, const std::string& cwd = "");
+
 // Fresh identity for a clone: the id and hostname given, 32 bytes from
 // getrandom(), and the host's wall clock.
 Result<Identity> FreshIdentity(const std::string& sandbox_id);
@@ -47,8 +54,10 @@ class AgentClient {
   uint32_t host_port() const { return host_port_; }
   int fd() const { return fd_.get(); }
 
-  // One request, its response (an ErrorReply becomes an Error naming it).
+  // One request, its response (an ErrorReply becomes an Error naming it;
+  // its code stays in last_error_code() until the next call).
   Result<agentpb::Response> Call(const agentpb::Request& request);
+  agentpb::ErrorCode last_error_code() const { return last_error_code_; }
 
   Result<uint64_t> Ping(uint64_t echo);  // returns pings served so far
   Result<uint64_t> SetIdentity(const Identity& id);  // returns identity_sets
@@ -59,6 +68,32 @@ class AgentClient {
   Result<std::string> Random(uint32_t bytes);
   // Linux guests: up to max_bytes of the file at `path`, its size and DAX flag.
   Result<agentpb::ReadFileReply> ReadFile(const std::string& path, uint32_t max_bytes = 4096);
+
+  // Containers (Linux guests; docs/AGENT_PROTOCOL.md "Containers"). A
+  // process is (container id, exec id); exec id "" is the container's own.
+  // Create/Start/Exec return the process's pid in the guest.
+  Result<uint32_t> CreateContainer(const agentpb::CreateContainerRequest& request);
+  Result<uint32_t> StartContainer(const std::string& container_id);
+  Result<uint32_t> ExecProcess(const std::string& container_id, const std::string& exec_id,
+                               const agentpb::Process& process);
+  // exited == false: still running after timeout_ms (at most 5000).
+  Result<agentpb::WaitProcessReply> WaitProcess(const std::string& container_id,
+                                                const std::string& exec_id,
+                                                uint32_t timeout_ms = 0);
+  Status SignalProcess(const std::string& container_id, const std::string& exec_id, int signal);
+  // Up to max_bytes buffered output, waiting up to wait_ms (at most 5000)
+  // when there is none; eof once the stream closed and all of it was read.
+  Result<agentpb::ReadStreamReply> ReadStdout(const std::string& container_id,
+                                              const std::string& exec_id, uint32_t wait_ms = 0,
+                                              uint32_t max_bytes = 4096);
+  Result<agentpb::ReadStreamReply> ReadStderr(const std::string& container_id,
+                                              const std::string& exec_id, uint32_t wait_ms = 0,
+                                              uint32_t max_bytes = 4096);
+  // Bytes the pipe took (at most 4096 a call; fewer when it is full).
+  Result<uint32_t> WriteStdin(const std::string& container_id, const std::string& exec_id,
+                              std::string_view data);
+  Status CloseStdin(const std::string& container_id, const std::string& exec_id);
+  Status RemoveContainer(const std::string& container_id);
 
  private:
   AgentClient(UniqueFd fd, int timeout_ms) : fd_(std::move(fd)), timeout_ms_(timeout_ms) {}
@@ -72,6 +107,7 @@ class AgentClient {
   int timeout_ms_;
   uint32_t host_port_ = 0;
   uint32_t next_stream_ = 1;
+  agentpb::ErrorCode last_error_code_ = agentpb::ERROR_CODE_UNSPECIFIED;
   agentpb::Ready ready_;
 };
 

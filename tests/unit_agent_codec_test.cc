@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/core/core.h"
 #include "agent/proto/agent_codec.h"
 #include "agent/proto/agent_frame.h"
 #include "tests/agent_codec_testlib.h"
@@ -17,7 +18,7 @@ namespace {
 
 constexpr uint64_t kSeed = 20261129;
 constexpr int kCases = 5000;
-constexpr size_t kBuf = 16 * 1024;
+constexpr size_t kBuf = 64 * 1024;  // a CreateContainer at its caps is ~25 KiB
 
 std::string EncodeC(const kf_agent_request& m) {
   std::vector<uint8_t> buf(kBuf);
@@ -125,6 +126,146 @@ TEST(AgentCodec, RequestCheckEnforcesProtocolLimits) {
   EXPECT_EQ(kf_agent_request_check(&m), 0);
 }
 
+// Repeated fields: entries past a list's caps, or a NUL, do not decode.
+TEST(AgentCodec, RepeatedFieldsHaveCaps) {
+  auto decode = [](const pb::Request& p) {
+    const std::string bytes = p.SerializeAsString();
+    kf_agent_request back;
+    return kf_agent_decode_request(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
+                                   &back);
+  };
+  pb::Request p;
+  auto* proc = p.mutable_create_container()->mutable_process();
+  for (unsigned i = 0; i < KF_AGENT_ARGV_ENTRIES; ++i) proc->add_args("a");
+  EXPECT_EQ(decode(p), KF_PB_OK);
+  proc->add_args("one too many");
+  EXPECT_EQ(decode(p), KF_PB_ERR_TOO_LONG);
+  proc->clear_args();
+  proc->add_args(std::string(KF_AGENT_STRV_ITEM_MAX, 'x'));
+  EXPECT_EQ(decode(p), KF_PB_OK);
+  proc->add_env(std::string(KF_AGENT_STRV_ITEM_MAX + 1, 'x'));
+  EXPECT_EQ(decode(p), KF_PB_ERR_TOO_LONG);
+  proc->clear_env();
+  for (int i = 0; i < 2; ++i) proc->add_env(std::string(KF_AGENT_STRV_ITEM_MAX, 'e'));
+  EXPECT_EQ(decode(p), KF_PB_OK);  // 8190 bytes of the 8192
+  proc->add_env("X");              // needs 2 more
+  EXPECT_EQ(decode(p), KF_PB_ERR_TOO_LONG);
+  proc->clear_env();
+  proc->add_env(std::string("A=\0b", 4));
+  EXPECT_EQ(decode(p), KF_PB_ERR_BAD_STRING);
+  proc->clear_env();
+  for (unsigned i = 0; i < KF_AGENT_MOUNTS_MAX; ++i) p.mutable_create_container()->add_mounts();
+  EXPECT_EQ(decode(p), KF_PB_OK);
+  p.mutable_create_container()->add_mounts();
+  EXPECT_EQ(decode(p), KF_PB_ERR_TOO_LONG);
+  p.mutable_create_container()->clear_mounts();
+  for (unsigned i = 0; i <= KF_AGENT_NAMESPACES_MAX; ++i)
+    p.mutable_create_container()->add_namespaces("pid");
+  EXPECT_EQ(decode(p), KF_PB_ERR_TOO_LONG);
+}
+
+// The largest CreateContainer the C structs can hold still fits one request
+// frame the core accepts (and so the bare agent's 32 KiB receive buffers).
+TEST(AgentCodec, LargestCreateContainerFitsARequestFrame) {
+  pb::Request p;
+  auto* c = p.mutable_create_container();
+  c->set_container_id(std::string(KF_AGENT_ID_MAX - 1, 'c'));
+  c->set_rootfs("/" + std::string(KF_AGENT_PATH_MAX - 2, 'r'));
+  c->set_hostname(std::string(KF_AGENT_STR_MAX - 1, 'h'));
+  auto* proc = c->mutable_process();
+  for (unsigned i = 0; i < KF_AGENT_ARGV_ENTRIES; ++i) {
+    proc->add_args(std::string(KF_AGENT_ARGV_BYTES / KF_AGENT_ARGV_ENTRIES - 1, 'a'));
+    proc->add_env(std::string(KF_AGENT_ARGV_BYTES / KF_AGENT_ARGV_ENTRIES - 1, 'e'));
+  }
+  proc->set_cwd("/" + std::string(KF_AGENT_PATH_MAX - 2, 'w'));
+  proc->set_uid(~0u);
+  proc->set_gid(~0u);
+  proc->set_terminal(true);
+  for (unsigned i = 0; i < KF_AGENT_MOUNTS_MAX; ++i) {
+    auto* m = c->add_mounts();
+    m->set_destination("/" + std::string(KF_AGENT_PATH_MAX - 2, 'd'));
+    m->set_type(std::string(KF_AGENT_FSTYPE_MAX - 1, 't'));
+    m->set_source(std::string(KF_AGENT_PATH_MAX - 1, 's'));
+    for (unsigned k = 0; k < KF_AGENT_OPTV_ENTRIES; ++k)
+      m->add_options(std::string(KF_AGENT_OPTV_BYTES / KF_AGENT_OPTV_ENTRIES - 1, 'o'));
+  }
+  for (unsigned k = 0; k < KF_AGENT_NAMESPACES_MAX; ++k)
+    c->add_namespaces(std::string(KF_AGENT_OPTV_BYTES / KF_AGENT_NAMESPACES_MAX - 1, 'n'));
+  const std::string bytes = p.SerializeAsString();
+  kf_agent_request back;
+  ASSERT_EQ(kf_agent_decode_request(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
+                                    &back),
+            KF_PB_OK);
+  EXPECT_EQ(back.u.create_container.process.args.count, KF_AGENT_ARGV_ENTRIES);
+  EXPECT_EQ(back.u.create_container.process.args.used, KF_AGENT_ARGV_BYTES);
+  EXPECT_LE(bytes.size(), KF_CORE_REQUEST_PAYLOAD_MAX) << bytes.size();
+  std::printf("largest CreateContainer: %zu bytes (limit %u)\n", bytes.size(),
+              KF_CORE_REQUEST_PAYLOAD_MAX);
+}
+
+TEST(AgentCodec, ContainerRequestChecks) {
+  auto check = [](const pb::Request& p) {
+    const std::string bytes = p.SerializeAsString();
+    kf_agent_request m;
+    EXPECT_EQ(kf_agent_decode_request(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
+                                      &m),
+              KF_PB_OK);
+    const char* why = nullptr;
+    int rc = kf_agent_request_check_why(&m, &why);
+    EXPECT_NE(why, nullptr);
+    return rc;
+  };
+  pb::Request p;
+  auto* c = p.mutable_create_container();
+  c->set_container_id("web-1");
+  c->mutable_process()->add_args("/bin/echo");
+  EXPECT_EQ(check(p), 0);
+  c->set_container_id("");
+  EXPECT_EQ(check(p), KF_AGENT_ERR_BAD_ARGUMENT);
+  c->set_container_id("a/b");
+  EXPECT_EQ(check(p), KF_AGENT_ERR_BAD_ARGUMENT);
+  c->set_container_id("..");
+  EXPECT_EQ(check(p), KF_AGENT_ERR_BAD_ARGUMENT);
+  c->set_container_id("ok");
+  c->set_rootfs("relative/root");
+  EXPECT_EQ(check(p), KF_AGENT_ERR_BAD_ARGUMENT);
+  c->set_rootfs("/rootfs");
+  c->mutable_process()->clear_args();
+  EXPECT_EQ(check(p), KF_AGENT_ERR_BAD_ARGUMENT);  // no program
+  c->clear_process();
+  EXPECT_EQ(check(p), KF_AGENT_ERR_BAD_ARGUMENT);
+  c->mutable_process()->add_args("sh");
+  c->mutable_process()->set_cwd("tmp");
+  EXPECT_EQ(check(p), KF_AGENT_ERR_BAD_ARGUMENT);
+
+  pb::Request e;
+  e.mutable_exec_process()->set_container_id("ok");
+  e.mutable_exec_process()->mutable_process()->add_args("ls");
+  EXPECT_EQ(check(e), KF_AGENT_ERR_BAD_ARGUMENT);  // exec_id required
+  e.mutable_exec_process()->set_exec_id("e1");
+  EXPECT_EQ(check(e), 0);
+
+  pb::Request s;
+  s.mutable_signal_process()->set_container_id("ok");
+  EXPECT_EQ(check(s), KF_AGENT_ERR_BAD_ARGUMENT);  // signal 0
+  s.mutable_signal_process()->set_signal(9);
+  EXPECT_EQ(check(s), 0);
+  s.mutable_signal_process()->set_signal(65);
+  EXPECT_EQ(check(s), KF_AGENT_ERR_BAD_ARGUMENT);
+
+  pb::Request r;
+  r.mutable_read_stdout()->set_container_id("ok");
+  r.mutable_read_stdout()->set_max_bytes(KF_AGENT_STDIO_MAX);
+  r.mutable_read_stdout()->set_wait_ms(KF_AGENT_WAIT_MAX_MS);
+  EXPECT_EQ(check(r), 0);
+  r.mutable_read_stdout()->set_max_bytes(KF_AGENT_STDIO_MAX + 1);
+  EXPECT_EQ(check(r), KF_AGENT_ERR_BAD_ARGUMENT);
+  pb::Request w;
+  w.mutable_wait_process()->set_container_id("ok");
+  w.mutable_wait_process()->set_timeout_ms(KF_AGENT_WAIT_MAX_MS + 1);
+  EXPECT_EQ(check(w), KF_AGENT_ERR_BAD_ARGUMENT);
+}
+
 TEST(AgentCodec, EncoderReportsNoSpaceAndSizingWorks) {
   kf_agent_response m{};
   m.kind = KF_AGENT_RANDOM;
@@ -132,7 +273,7 @@ TEST(AgentCodec, EncoderReportsNoSpaceAndSizingWorks) {
   uint8_t small[50];
   size_t n = 0;
   EXPECT_EQ(kf_agent_encode_response(&m, small, sizeof small, &n), KF_PB_ERR_NO_SPACE);
-  m.kind = 9;  // not a kind
+  m.kind = KF_AGENT_KIND_LIMIT;  // not a kind
   uint8_t big[256];
   EXPECT_EQ(kf_agent_encode_response(&m, big, sizeof big, &n), KF_PB_ERR_BAD_VALUE);
 }
@@ -165,7 +306,7 @@ TEST(AgentCodec, TruncatedAndRandomInputNeverReadsOutOfBounds) {
     ASSERT_LE(a, 0);
     ASSERT_LE(b, 0);
     if (a == KF_PB_OK) {
-      ASSERT_LE(req.kind, 15u);
+      ASSERT_LT(req.kind, static_cast<uint32_t>(KF_AGENT_KIND_LIMIT));
     }
   }
 }

@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -130,6 +131,8 @@ class Conn {
     return Recv(stream);
   }
 
+  void ShutdownWrite() { shutdown(fd_, SHUT_WR); }
+
   // True when the agent closed the connection (EOF) within the timeout.
   bool ClosedByPeer() {
     char c;
@@ -192,6 +195,7 @@ class LinuxAgentTest : public ::testing::Test {
     dir_ = tmpl;
     sock_ = dir_ + "/agent.sock";
     log_ = dir_ + "/agent.log";
+    state_ = dir_ + "/state";
     pid_ = fork();
     ASSERT_GE(pid_, 0);
     if (pid_ == 0) RunAgent();
@@ -208,8 +212,15 @@ class LinuxAgentTest : public ::testing::Test {
     if (HasFailure()) std::fprintf(stderr, "agent log:\n%s", Log().c_str());
     unlink(sock_.c_str());
     unlink(log_.c_str());
+    std::error_code ec;  // containers' mount points: their mounts died with them
+    std::filesystem::remove_all(state_, ec);
     rmdir(dir_.c_str());
   }
+
+  // The rootfs containers get when a request names none (a test may set
+  // it before SetUp starts the agent; /nonexistent by default).
+  virtual std::string ContainerRootfs() const { return "/nonexistent/kf-rootfs"; }
+  virtual std::vector<std::string> ExtraAgentArgs() const { return {}; }
 
   // The child: a private UTS namespace if this process may have one (root,
   // or an unprivileged user namespace), so sethostname touches only it;
@@ -220,7 +231,10 @@ class LinuxAgentTest : public ::testing::Test {
     std::vector<std::string> args = {KF_LINUX_AGENT, "--listen-unix",
                                      sock_,          "--no-set-clock",
                                      "--buffer-mib", std::to_string(kBufferMib),
-                                     "--init-mib",   std::to_string(kInitMib)};
+                                     "--init-mib",   std::to_string(kInitMib),
+                                     "--state-dir",  state_,
+                                     "--container-rootfs", ContainerRootfs()};
+    for (const auto& a : ExtraAgentArgs()) args.push_back(a);
     if (unshare(CLONE_NEWUTS) != 0 && unshare(CLONE_NEWUSER | CLONE_NEWUTS) != 0)
       args.push_back("--no-set-hostname");
     std::vector<char*> argv;
@@ -268,7 +282,7 @@ class LinuxAgentTest : public ::testing::Test {
     return c;
   }
 
-  std::string dir_, sock_, log_;
+  std::string dir_, sock_, log_, state_;
   pid_t pid_ = -1;
 };
 
@@ -477,7 +491,7 @@ TEST_F(LinuxAgentTest, MalformedFrameClosesOnlyThatConnection) {
   const Case cases[] = {
       {"flags", Conn::Encode(7, Ping(1).SerializeAsString(), 1, 0x80)},
       {"type", Conn::Encode(7, Ping(1).SerializeAsString(), 2, 0)},
-      {"length", Conn::Encode(7, std::string(9000, '\0'))},
+      {"length", Conn::Encode(7, std::string(40000, '\0'))},  // over the 32752 a request may have
   };
   Conn other = Connect();
   for (const Case& k : cases) {
@@ -539,6 +553,432 @@ TEST_F(LinuxAgentTest, ServesThirtyTwoConnectionsAtOnce) {
   EXPECT_EQ(good.load(), kConns);
   pb::Response s = conns[0].Call(GetStats());
   EXPECT_EQ(s.get_stats().requests_served(), uint64_t{kConns} * kCalls + 1);
+}
+
+
+// ---- Containers (issue #7) ------------------------------------------------
+// A busybox rootfs built here (busybox-static's /bin/busybox and applet
+// links) stands for the guest's /rootfs; the agent makes each container
+// an overlay of it with a tmpfs upper layer, in new mount, PID, UTS and IPC
+// namespaces. Needs root (namespaces, mounts), as the guest's agent has.
+
+const char* const kBusybox = "/bin/busybox";
+
+class ContainerTest : public LinuxAgentTest {
+ protected:
+  static void SetUpTestSuite() {
+    if (geteuid() != 0 || access(kBusybox, X_OK) != 0) return;
+    char tmpl[] = "/tmp/kf-container-rootfs.XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) return;
+    rootfs_ = tmpl;
+    namespace fs = std::filesystem;
+    for (const char* d : {"bin", "etc", "tmp", "proc", "sys", "dev", "root"})
+      fs::create_directories(rootfs_ + "/" + d);
+    fs::copy_file(kBusybox, rootfs_ + "/bin/busybox");
+    for (const char* applet : {"sh", "echo", "cat", "ls", "sleep", "hostname", "ps", "touch",
+                               "test", "head", "wc", "id", "pwd", "env", "grep", "true"})
+      fs::create_symlink("busybox", rootfs_ + "/bin/" + applet);
+    std::ofstream(rootfs_ + "/etc/image-file") << "from the image\n";
+  }
+
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    if (!rootfs_.empty()) std::filesystem::remove_all(rootfs_, ec);
+  }
+
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (namespaces, overlay, pivot_root)";
+    if (rootfs_.empty()) GTEST_SKIP() << "no " << kBusybox << " to build a rootfs from";
+    LinuxAgentTest::SetUp();
+  }
+
+  std::string ContainerRootfs() const override { return rootfs_; }
+
+  static std::string rootfs_;
+};
+
+std::string ContainerTest::rootfs_;
+
+pb::Process Proc(const std::vector<std::string>& args) {
+  pb::Process p;
+  for (const auto& a : args) p.add_args(a);
+  p.add_env("PATH=/bin");
+  return p;
+}
+
+pb::Request Create(const std::string& id, const std::vector<std::string>& args,
+                   const std::string& rootfs = "") {
+  pb::Request r;
+  auto* c = r.mutable_create_container();
+  c->set_container_id(id);
+  c->set_rootfs(rootfs);
+  *c->mutable_process() = Proc(args);
+  return r;
+}
+
+pb::Request Start(const std::string& id) {
+  pb::Request r;
+  r.mutable_start_container()->set_container_id(id);
+  return r;
+}
+
+pb::Request Exec(const std::string& id, const std::string& exec_id,
+                 const std::vector<std::string>& args) {
+  pb::Request r;
+  r.mutable_exec_process()->set_container_id(id);
+  r.mutable_exec_process()->set_exec_id(exec_id);
+  *r.mutable_exec_process()->mutable_process() = Proc(args);
+  return r;
+}
+
+pb::Request Wait(const std::string& id, const std::string& exec_id, uint32_t timeout_ms) {
+  pb::Request r;
+  r.mutable_wait_process()->set_container_id(id);
+  r.mutable_wait_process()->set_exec_id(exec_id);
+  r.mutable_wait_process()->set_timeout_ms(timeout_ms);
+  return r;
+}
+
+pb::Request Signal(const std::string& id, const std::string& exec_id, uint32_t sig) {
+  pb::Request r;
+  r.mutable_signal_process()->set_container_id(id);
+  r.mutable_signal_process()->set_exec_id(exec_id);
+  r.mutable_signal_process()->set_signal(sig);
+  return r;
+}
+
+pb::Request Read(const std::string& id, const std::string& exec_id, bool err, uint32_t wait_ms) {
+  pb::Request r;
+  auto* q = err ? r.mutable_read_stderr() : r.mutable_read_stdout();
+  q->set_container_id(id);
+  q->set_exec_id(exec_id);
+  q->set_wait_ms(wait_ms);
+  return r;
+}
+
+pb::Request WriteIn(const std::string& id, const std::string& exec_id, const std::string& data) {
+  pb::Request r;
+  r.mutable_write_stdin()->set_container_id(id);
+  r.mutable_write_stdin()->set_exec_id(exec_id);
+  r.mutable_write_stdin()->set_data(data);
+  return r;
+}
+
+pb::Request CloseIn(const std::string& id, const std::string& exec_id) {
+  pb::Request r;
+  r.mutable_close_stdin()->set_container_id(id);
+  r.mutable_close_stdin()->set_exec_id(exec_id);
+  return r;
+}
+
+pb::Request Remove(const std::string& id) {
+  pb::Request r;
+  r.mutable_remove_container()->set_container_id(id);
+  return r;
+}
+
+struct Outcome {
+  std::string out, err;
+  pb::WaitProcessReply wait;
+};
+
+// Reads stdout and stderr to their ends, then waits for the exit.
+Outcome Drain(Conn& c, const std::string& id, const std::string& exec_id) {
+  Outcome o;
+  bool out_eof = false, err_eof = false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while ((!out_eof || !err_eof) && std::chrono::steady_clock::now() < deadline) {
+    if (!out_eof) {
+      pb::Response r = c.Call(Read(id, exec_id, false, 200));
+      EXPECT_TRUE(r.has_read_stdout()) << r.ShortDebugString();
+      if (!r.has_read_stdout()) break;
+      o.out += r.read_stdout().data();
+      out_eof = r.read_stdout().eof();
+    }
+    if (!err_eof) {
+      pb::Response r = c.Call(Read(id, exec_id, true, out_eof ? 200 : 0));
+      EXPECT_TRUE(r.has_read_stderr()) << r.ShortDebugString();
+      if (!r.has_read_stderr()) break;
+      o.err += r.read_stderr().data();
+      err_eof = r.read_stderr().eof();
+    }
+  }
+  EXPECT_TRUE(out_eof && err_eof) << "output did not end";
+  pb::Response w = c.Call(Wait(id, exec_id, 5000));
+  EXPECT_TRUE(w.has_wait_process()) << w.ShortDebugString();
+  o.wait = w.wait_process();
+  EXPECT_TRUE(o.wait.exited()) << "still running after 5 s";
+  return o;
+}
+
+// Create + Start: the pid, or 0 (a test failure).
+uint32_t RunContainer(Conn& c, const std::string& id, const std::vector<std::string>& args) {
+  pb::Response r = c.Call(Create(id, args));
+  EXPECT_TRUE(r.has_create_container()) << r.ShortDebugString();
+  if (!r.has_create_container()) return 0;
+  EXPECT_GT(r.create_container().pid(), 0u);
+  pb::Response s = c.Call(Start(id));
+  EXPECT_TRUE(s.has_start_container()) << s.ShortDebugString();
+  EXPECT_EQ(s.start_container().pid(), r.create_container().pid());
+  return s.start_container().pid();
+}
+
+void ExpectError(const pb::Response& r, pb::ErrorCode code, const std::string& text) {
+  ASSERT_TRUE(r.has_error()) << r.ShortDebugString();
+  EXPECT_EQ(r.error().code(), code) << r.error().message();
+  EXPECT_NE(r.error().message().find(text), std::string::npos) << r.error().message();
+}
+
+TEST_F(ContainerTest, EchoHelloPrintsHelloAndExitsZero) {
+  Conn c = Connect();
+  ASSERT_NE(RunContainer(c, "hello", {"echo", "hello"}), 0u);
+  Outcome o = Drain(c, "hello", "");
+  EXPECT_EQ(o.out, "hello\n");
+  EXPECT_EQ(o.err, "");
+  EXPECT_EQ(o.wait.exit_code(), 0);
+  EXPECT_EQ(o.wait.signal(), 0);
+  EXPECT_TRUE(c.Call(Remove("hello")).has_remove_container());
+  // Gone: its id is free again, and unknown now.
+  ExpectError(c.Call(Wait("hello", "", 0)), pb::ERROR_CODE_NOT_FOUND, "no such container");
+}
+
+TEST_F(ContainerTest, ExitCodeAndStderrComeBack) {
+  Conn c = Connect();
+  ASSERT_NE(RunContainer(c, "seven", {"sh", "-c", "echo to-stderr >&2; exit 7"}), 0u);
+  Outcome o = Drain(c, "seven", "");
+  EXPECT_EQ(o.out, "");
+  EXPECT_EQ(o.err, "to-stderr\n");
+  EXPECT_EQ(o.wait.exit_code(), 7);
+  EXPECT_TRUE(c.Call(Remove("seven")).has_remove_container());
+}
+
+TEST_F(ContainerTest, StdinReachesTheProcess) {
+  Conn c = Connect();
+  ASSERT_NE(RunContainer(c, "cat", {"cat"}), 0u);
+  pb::Response w = c.Call(WriteIn("cat", "", "ping over stdin\n"));
+  ASSERT_TRUE(w.has_write_stdin()) << w.ShortDebugString();
+  EXPECT_EQ(w.write_stdin().len(), 16u);
+  pb::Response r = c.Call(Read("cat", "", false, 2000));  // echoed back before stdin closes
+  ASSERT_TRUE(r.has_read_stdout()) << r.ShortDebugString();
+  EXPECT_EQ(r.read_stdout().data(), "ping over stdin\n");
+  EXPECT_FALSE(r.read_stdout().eof());
+  pb::Response still = c.Call(Wait("cat", "", 100));  // cat waits for more input
+  ASSERT_TRUE(still.has_wait_process());
+  EXPECT_FALSE(still.wait_process().exited());
+  EXPECT_TRUE(c.Call(CloseIn("cat", "")).has_close_stdin());
+  Outcome o = Drain(c, "cat", "");
+  EXPECT_EQ(o.out, "");
+  EXPECT_EQ(o.wait.exit_code(), 0);
+  ExpectError(c.Call(WriteIn("cat", "", "late")), pb::ERROR_CODE_FAILED_PRECONDITION,
+              "stdin is closed");
+  EXPECT_TRUE(c.Call(Remove("cat")).has_remove_container());
+}
+
+// More output than the pipe and the agent's ring hold: the process blocks
+// until the host reads, and every byte arrives.
+TEST_F(ContainerTest, LargeOutputIsNeitherLostNorUnbounded) {
+  Conn c = Connect();
+  ASSERT_NE(RunContainer(c, "big", {"head", "-c", "300000", "/dev/zero"}), 0u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  pb::Response w = c.Call(Wait("big", "", 0));
+  ASSERT_TRUE(w.has_wait_process());
+  EXPECT_FALSE(w.wait_process().exited()) << "should be blocked writing";
+  Outcome o = Drain(c, "big", "");
+  EXPECT_EQ(o.out.size(), 300000u);
+  EXPECT_EQ(o.out.find_first_not_of('\0'), std::string::npos);
+  EXPECT_EQ(o.wait.exit_code(), 0);
+}
+
+// Two containers: separate files (the overlay's upper layers), processes
+// (PID namespaces) and hostnames; nothing written reaches the image.
+TEST_F(ContainerTest, ContainersAreIsolatedAndNeverWriteTheImage) {
+  Conn c = Connect();
+  ASSERT_NE(RunContainer(c, "a", {"sh", "-c",
+                         "echo a > /a-was-here; echo changed > /etc/image-file; hostname; "
+                         "echo ready; exec sleep 60"}),
+            0u);
+  std::string out;
+  for (int i = 0; i < 50 && out.find("ready\n") == std::string::npos; ++i) {
+    pb::Response r = c.Call(Read("a", "", false, 200));
+    ASSERT_TRUE(r.has_read_stdout()) << r.ShortDebugString();
+    out += r.read_stdout().data();
+  }
+  EXPECT_EQ(out, "a\nready\n");  // hostname = the container id
+  EXPECT_FALSE(std::filesystem::exists(rootfs_ + "/a-was-here"));
+  std::ifstream image(rootfs_ + "/etc/image-file");
+  std::string line;
+  std::getline(image, line);
+  EXPECT_EQ(line, "from the image");
+
+  ASSERT_NE(RunContainer(c, "b", {"sh", "-c",
+                         "test -e /a-was-here && echo sees-a; cat /etc/image-file; hostname; "
+                         "echo pid $$; ps -o comm"}),
+            0u);
+  Outcome b = Drain(c, "b", "");
+  EXPECT_EQ(b.wait.exit_code(), 0) << b.err;
+  EXPECT_EQ(b.out.find("sees-a"), std::string::npos) << b.out;
+  EXPECT_NE(b.out.find("from the image\nb\npid 1\n"), std::string::npos) << b.out;
+  EXPECT_EQ(b.out.find("sleep"), std::string::npos) << "b sees a's processes:\n" << b.out;
+
+  // ExecProcess joins a's namespaces: its files, its processes.
+  pb::Response e = c.Call(Exec("a", "look", {"sh", "-c", "cat /a-was-here /etc/image-file; ps -o comm"}));
+  ASSERT_TRUE(e.has_exec_process()) << e.ShortDebugString();
+  Outcome look = Drain(c, "a", "look");
+  EXPECT_EQ(look.wait.exit_code(), 0) << look.err;
+  EXPECT_NE(look.out.find("a\nchanged\n"), std::string::npos) << look.out;
+  EXPECT_NE(look.out.find("sleep"), std::string::npos) << look.out;
+  // Once its exit and output were read, an exec's record is gone.
+  ExpectError(c.Call(Wait("a", "look", 0)), pb::ERROR_CODE_NOT_FOUND, "look");
+
+  pb::Response k = c.Call(Signal("a", "", SIGKILL));
+  ASSERT_TRUE(k.has_signal_process()) << k.ShortDebugString();
+  pb::Response w = c.Call(Wait("a", "", 5000));
+  ASSERT_TRUE(w.has_wait_process()) << w.ShortDebugString();
+  EXPECT_TRUE(w.wait_process().exited());
+  EXPECT_EQ(w.wait_process().signal(), SIGKILL);
+  EXPECT_TRUE(c.Call(Remove("a")).has_remove_container());
+  EXPECT_TRUE(c.Call(Remove("b")).has_remove_container());
+  EXPECT_FALSE(std::filesystem::exists(rootfs_ + "/a-was-here"));
+}
+
+// A wait parks only its own connection: another is served meanwhile, and
+// the wait ends at the exit, not at its timeout.
+TEST_F(ContainerTest, WaitsAreAnsweredAtTheExitOrTheTimeout) {
+  Conn c = Connect(), other = Connect();
+  ASSERT_NE(RunContainer(c, "sleeper", {"sleep", "60"}), 0u);
+  auto t0 = std::chrono::steady_clock::now();
+  pb::Response w = c.Call(Wait("sleeper", "", 300));
+  auto waited = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(w.has_wait_process()) << w.ShortDebugString();
+  EXPECT_FALSE(w.wait_process().exited());
+  EXPECT_GE(waited, std::chrono::milliseconds(280));
+
+  ASSERT_TRUE(c.Send(100, Wait("sleeper", "", 5000)));  // parked
+  EXPECT_TRUE(other.Call(Ping(7)).has_ping());
+  pb::Response k = other.Call(Signal("sleeper", "", SIGKILL));
+  ASSERT_TRUE(k.has_signal_process()) << k.ShortDebugString();
+  t0 = std::chrono::steady_clock::now();
+  pb::Response done = c.Recv(100);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  ASSERT_TRUE(done.has_wait_process()) << done.ShortDebugString();
+  EXPECT_TRUE(done.wait_process().exited());
+  EXPECT_EQ(done.wait_process().signal(), SIGKILL);
+  // Signalling the dead: a clear error, and the agent serves on.
+  ExpectError(c.Call(Signal("sleeper", "", SIGTERM)), pb::ERROR_CODE_FAILED_PRECONDITION,
+              "has exited");
+  EXPECT_TRUE(c.Call(Remove("sleeper")).has_remove_container());
+
+  // A peer that stops writing still gets the answer to its parked wait.
+  ASSERT_NE(RunContainer(other, "half", {"sleep", "60"}), 0u);
+  ASSERT_TRUE(c.Send(200, Wait("half", "", 300)));
+  c.ShutdownWrite();
+  pb::Response late = c.Recv(200);
+  ASSERT_TRUE(late.has_wait_process()) << late.ShortDebugString();
+  EXPECT_FALSE(late.wait_process().exited());
+  EXPECT_TRUE(c.ClosedByPeer());
+  EXPECT_TRUE(other.Call(Remove("half")).has_remove_container());
+}
+
+TEST_F(ContainerTest, BadInputGetsClearErrorsAndTheAgentServesOn) {
+  Conn c = Connect();
+  ExpectError(c.Call(Create("nofs", {"true"}, "/nonexistent/rootfs")), pb::ERROR_CODE_NOT_FOUND,
+              "rootfs /nonexistent/rootfs: No such file or directory");
+  ExpectError(c.Call(Start("nofs")), pb::ERROR_CODE_NOT_FOUND, "no such container");
+
+  // A command that does not exist: StartContainer says so (ENOENT from
+  // exec), and the process is reported as exited 127.
+  pb::Response r = c.Call(Create("nocmd", {"/bin/no-such-command"}));
+  ASSERT_TRUE(r.has_create_container()) << r.ShortDebugString();
+  ExpectError(c.Call(Start("nocmd")), pb::ERROR_CODE_NOT_FOUND,
+              "exec /bin/no-such-command: No such file or directory");
+  pb::Response w = c.Call(Wait("nocmd", "", 1000));
+  ASSERT_TRUE(w.has_wait_process()) << w.ShortDebugString();
+  EXPECT_TRUE(w.wait_process().exited());
+  EXPECT_EQ(w.wait_process().exit_code(), 127);
+  ExpectError(c.Call(Signal("nocmd", "", SIGTERM)), pb::ERROR_CODE_FAILED_PRECONDITION,
+              "has exited");
+  ExpectError(c.Call(Start("nocmd")), pb::ERROR_CODE_FAILED_PRECONDITION, "exited");
+  ExpectError(c.Call(Exec("nocmd", "e1", {"true"})), pb::ERROR_CODE_FAILED_PRECONDITION,
+              "not running");
+  EXPECT_TRUE(c.Call(Remove("nocmd")).has_remove_container());
+
+  ASSERT_NE(RunContainer(c, "live", {"sleep", "60"}), 0u);
+  ExpectError(c.Call(Create("live", {"true"})), pb::ERROR_CODE_ALREADY_EXISTS, "exists");
+  ExpectError(c.Call(Exec("live", "e1", {"no-such-tool"})), pb::ERROR_CODE_NOT_FOUND,
+              "exec no-such-tool: No such file or directory");
+  ASSERT_TRUE(c.Call(Exec("live", "e2", {"sleep", "60"})).has_exec_process());
+  ExpectError(c.Call(Exec("live", "e2", {"true"})), pb::ERROR_CODE_ALREADY_EXISTS, "e2");
+  ExpectError(c.Call(Wait("live", "e9", 0)), pb::ERROR_CODE_NOT_FOUND, "e9");
+  ExpectError(c.Call(Read("ghost", "", false, 0)), pb::ERROR_CODE_NOT_FOUND, "no such container");
+  ExpectError(c.Call(Signal("live", "", 0)), pb::ERROR_CODE_BAD_ARGUMENT, "signal");
+  ExpectError(c.Call(Create("bad/id", {"true"})), pb::ERROR_CODE_BAD_ARGUMENT, "container_id");
+
+  pb::Request tty = Create("tty", {"sh"});
+  tty.mutable_create_container()->mutable_process()->set_terminal(true);
+  ExpectError(c.Call(tty), pb::ERROR_CODE_UNSUPPORTED, "terminal");
+  pb::Request userns = Create("userns", {"sh"});
+  userns.mutable_create_container()->add_namespaces("user");
+  ExpectError(c.Call(userns), pb::ERROR_CODE_UNSUPPORTED, "user");
+  pb::Request escape = Create("escape", {"true"});
+  auto* m = escape.mutable_create_container()->add_mounts();
+  m->set_destination("/bin/sh/x");  // under a file of the image
+  m->set_type("tmpfs");
+  ExpectError(c.Call(escape), pb::ERROR_CODE_BAD_ARGUMENT, "mkdir");
+
+  // Removing a running container kills what runs in it (execs included).
+  EXPECT_TRUE(c.Call(Remove("live")).has_remove_container());
+  EXPECT_TRUE(c.Call(Ping(1)).has_ping());
+  ASSERT_NE(RunContainer(c, "after", {"echo", "still fine"}), 0u);
+  EXPECT_EQ(Drain(c, "after", "").out, "still fine\n");
+}
+
+// The bundle's extra mounts and environment reach the process.
+TEST_F(ContainerTest, MountsEnvAndCwdFollowTheBundle) {
+  Conn c = Connect();
+  pb::Request r = Create("bundle", {"sh", "-c", "pwd; echo $GREETING; grep -c '^tmpfs /scratch tmpfs rw,nosuid' /proc/mounts; id -u"});
+  auto* cc = r.mutable_create_container();
+  cc->mutable_process()->add_env("GREETING=hi there");
+  cc->mutable_process()->set_cwd("/tmp");
+  cc->mutable_process()->set_uid(1000);
+  cc->mutable_process()->set_gid(1000);
+  cc->set_hostname("named");
+  auto* m = cc->add_mounts();
+  m->set_destination("/scratch");
+  m->set_type("tmpfs");
+  m->set_source("tmpfs");
+  m->add_options("nosuid");
+  m->add_options("size=1m");
+  ASSERT_TRUE(c.Call(r).has_create_container());
+  ASSERT_TRUE(c.Call(Start("bundle")).has_start_container());
+  Outcome o = Drain(c, "bundle", "");
+  EXPECT_EQ(o.out, "/tmp\nhi there\n1\n1000\n") << o.err;
+  EXPECT_EQ(o.wait.exit_code(), 0);
+}
+
+// --no-pivot: MS_MOVE + chroot, the path the guest takes (pivot_root
+// refuses the initramfs's rootfs as the old root).
+class ContainerNoPivotTest : public ContainerTest {
+ protected:
+  std::vector<std::string> ExtraAgentArgs() const override { return {"--no-pivot"}; }
+};
+
+TEST_F(ContainerNoPivotTest, RunsAndStaysOffTheImage) {
+  Conn c = Connect();
+  ASSERT_NE(RunContainer(c, "np", {"sh", "-c", "echo x > /np-was-here; cat /np-was-here; ls /proc/1/root/ >/dev/null && echo root-ok"}), 0u);
+  Outcome o = Drain(c, "np", "");
+  EXPECT_EQ(o.out, "x\nroot-ok\n") << o.err;
+  EXPECT_EQ(o.wait.exit_code(), 0);
+  EXPECT_FALSE(std::filesystem::exists(rootfs_ + "/np-was-here"));
+  ASSERT_NE(RunContainer(c, "np2", {"sh", "-c", "test -e /np-was-here || echo clean"}), 0u);
+  EXPECT_EQ(Drain(c, "np2", "").out, "clean\n");
+  // ExecProcess lands in the moved root too (setns follows the mount on /).
+  ASSERT_NE(RunContainer(c, "np3", {"sh", "-c", "echo y > /mine; echo ready; exec sleep 60"}), 0u);
+  pb::Response r = c.Call(Read("np3", "", false, 3000));
+  ASSERT_TRUE(r.has_read_stdout()) << r.ShortDebugString();
+  EXPECT_EQ(r.read_stdout().data(), "ready\n");
+  ASSERT_TRUE(c.Call(Exec("np3", "look", {"cat", "/mine"})).has_exec_process());
+  EXPECT_EQ(Drain(c, "np3", "look").out, "y\n");
+  EXPECT_TRUE(c.Call(Remove("np3")).has_remove_container());
 }
 
 // As PID 1 (of a new PID and mount namespace, so its mounts stay there): the

@@ -46,7 +46,8 @@ static void on_input(struct kf_conn* c) {
       kf_conn_close(c);
       return;
     }
-    if (rc == KF_CORE_FRAME_NEED_MORE) return; /* the rest is on its way */
+    /* PENDING needs a container op, which this platform has not: never. */
+    if (rc == KF_CORE_FRAME_NEED_MORE || rc == KF_CORE_FRAME_PENDING) return;
     kf_conn_consume(c, (uint32_t)consumed);
   }
 }

@@ -83,6 +83,7 @@ static int random_bytes(uint8_t* out, uint32_t bytes, struct kf_agent_error* err
 static const struct kf_core_ops g_ops = {
     KF_AGENT_GUEST_BARE, ready, memory, set_identity, dirty_pages, hash_range, random_bytes,
     0, /* read_file: no files here */
+    0, /* container: no containers either */
 };
 
 void kf_serve_init(uint64_t mem_size, uint64_t init_bytes, uint64_t init_hash) {

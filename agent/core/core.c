@@ -70,72 +70,102 @@ static void set_identity(struct kf_agent_set_identity_req* r, struct kf_agent_re
   finish(resp, KF_AGENT_SET_IDENTITY, rc);
 }
 
-static void dispatch(struct kf_agent_request* req, struct kf_agent_response* resp) {
+static int is_container_kind(uint32_t kind) {
+  switch (kind) {
+    case KF_AGENT_CREATE_CONTAINER:
+    case KF_AGENT_START_CONTAINER:
+    case KF_AGENT_EXEC_PROCESS:
+    case KF_AGENT_WAIT_PROCESS:
+    case KF_AGENT_SIGNAL_PROCESS:
+    case KF_AGENT_READ_STDOUT:
+    case KF_AGENT_READ_STDERR:
+    case KF_AGENT_WRITE_STDIN:
+    case KF_AGENT_CLOSE_STDIN:
+    case KF_AGENT_REMOVE_CONTAINER:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+/* Returns 0, or KF_CORE_PENDING (a container call with no answer yet). */
+static int dispatch(struct kf_agent_request* req, struct kf_agent_response* resp) {
   const struct kf_core_ops* ops = g.ops;
   int rc;
+  if (is_container_kind(req->kind)) { /* ops->container is set: see kf_core_serve_request */
+    rc = ops->container(req, resp);
+    if (rc == KF_CORE_PENDING) return rc;
+    finish(resp, req->kind, rc);
+    return 0;
+  }
   switch (req->kind) {
     case KF_AGENT_PING:
       resp->kind = KF_AGENT_PING;
       resp->u.ping.echo = req->u.ping.echo;
       resp->u.ping.pings_served = ++g.pings;
-      return;
+      return 0;
     case KF_AGENT_SET_IDENTITY:
       set_identity(&req->u.set_identity, resp);
-      return;
+      return 0;
     case KF_AGENT_GET_IDENTITY:
       resp->kind = KF_AGENT_GET_IDENTITY;
       copy_string(resp->u.get_identity.sandbox_id, g.identity.sandbox_id);
       copy_string(resp->u.get_identity.hostname, g.identity.hostname);
       resp->u.get_identity.wall_clock_unix_ns = g.identity.wall_clock_unix_ns;
       resp->u.get_identity.identity_sets = g.identity.identity_sets;
-      return;
+      return 0;
     case KF_AGENT_GET_STATS:
       resp->kind = KF_AGENT_GET_STATS;
       ops->memory(&resp->u.get_stats.mem_total, &resp->u.get_stats.mem_initialised);
       resp->u.get_stats.pages_dirtied = g.pages_dirtied;
       resp->u.get_stats.requests_served = g.requests_served;
-      return;
+      return 0;
     case KF_AGENT_DIRTY_PAGES:
       rc = ops->dirty_pages(&req->u.dirty_pages, &resp->u.dirty_pages, &resp->u.error);
       if (rc == 0) g.pages_dirtied += resp->u.dirty_pages.pages;
       finish(resp, KF_AGENT_DIRTY_PAGES, rc);
-      return;
+      return 0;
     case KF_AGENT_HASH_RANGE:
       rc = ops->hash_range(&req->u.hash_range, &resp->u.hash_range, &resp->u.error);
       finish(resp, KF_AGENT_HASH_RANGE, rc);
-      return;
+      return 0;
     case KF_AGENT_RANDOM:
       rc = ops->random(resp->u.random.data, req->u.random.bytes, &resp->u.error);
       if (rc == 0) resp->u.random.len = req->u.random.bytes;
       finish(resp, KF_AGENT_RANDOM, rc);
-      return;
+      return 0;
     case KF_AGENT_READ_FILE:
       if (ops->read_file == 0) {
         reply_error(resp, KF_AGENT_ERR_UNKNOWN_REQUEST, "ReadFile: this guest has no files");
-        return;
+        return 0;
       }
       rc = ops->read_file(&req->u.read_file, &resp->u.read_file, &resp->u.error);
       finish(resp, KF_AGENT_READ_FILE, rc);
-      return;
+      return 0;
     default:
       reply_error(resp, KF_AGENT_ERR_UNKNOWN_REQUEST, "empty or unknown request");
-      return;
+      return 0;
   }
 }
 
-void kf_core_serve_request(const uint8_t* buf, size_t len, struct kf_agent_response* resp) {
+int kf_core_serve_request(const uint8_t* buf, size_t len, struct kf_agent_response* resp) {
   ++g.requests_served;
+  const char* why = "";
+  int pending = 0;
   int rc = kf_agent_decode_request(buf, len, &g_req);
   if (rc != KF_PB_OK) {
     reply_error(resp, KF_AGENT_ERR_BAD_MESSAGE, kf_pb_strerror(rc));
-  } else if ((rc = kf_agent_request_check(&g_req)) != 0) {
-    reply_error(
-        resp, rc,
-        rc == KF_AGENT_ERR_UNKNOWN_REQUEST ? "empty or unknown request" : "argument out of range");
+  } else if (is_container_kind(g_req.kind) && g.ops->container == 0) {
+    /* Before the checks: a platform without containers knows none of them. */
+    reply_error(resp, KF_AGENT_ERR_UNKNOWN_REQUEST, "containers: this guest runs none");
+  } else if ((rc = kf_agent_request_check_why(&g_req, &why)) != 0) {
+    reply_error(resp, rc, why);
   } else {
-    dispatch(&g_req, resp);
+    pending = dispatch(&g_req, resp);
   }
   kf_pb_zero(&g_req.u.set_identity.entropy, sizeof g_req.u.set_identity.entropy);
+  if (pending) --g.requests_served; /* counted when it is answered */
+  return pending;
 }
 
 /* One response frame into out[0..cap); an encoding failure becomes an
@@ -182,7 +212,8 @@ int kf_core_serve_frame(const uint8_t* in, size_t avail, uint8_t* out, size_t ca
     return KF_CORE_FRAME_BAD;
   }
   if (avail - KF_AGENT_FRAME_HEADER_SIZE < h.length) return KF_CORE_FRAME_NEED_MORE;
-  kf_core_serve_request(in + KF_AGENT_FRAME_HEADER_SIZE, h.length, &g_resp);
+  if (kf_core_serve_request(in + KF_AGENT_FRAME_HEADER_SIZE, h.length, &g_resp) != 0)
+    return KF_CORE_FRAME_PENDING;
   *out_len = encode_frame(h.stream_id, &g_resp, out, cap);
   *consumed = KF_AGENT_FRAME_HEADER_SIZE + h.length;
   return KF_CORE_FRAME_SERVED;

@@ -22,18 +22,26 @@
 extern "C" {
 #endif
 
-/* The largest request payload the core accepts: requests are small
- * (SetIdentity, the largest, is under 500 bytes); a longer frame is BAD_FRAME. */
-#define KF_CORE_REQUEST_PAYLOAD_MAX 8192u
+/* The largest request payload the core accepts: a CreateContainer at every
+ * cap of agent_codec.h (about 25 KiB; tests/unit_agent_codec_test.cc checks
+ * it fits) in the bare agent's 32 KiB receive buffers with its header; other
+ * requests are under 5 KiB. A longer frame is BAD_FRAME. */
+#define KF_CORE_REQUEST_PAYLOAD_MAX (32u * 1024u - 16u)
 /* Room one response frame may need: a 4 KiB Random or ReadFile reply plus
  * its envelope.
  * Every output buffer handed to the core has at least this much. */
 #define KF_CORE_REPLY_FRAME_MAX (KF_AGENT_FRAME_HEADER_SIZE + KF_AGENT_READ_FILE_MAX + 64u)
 
+/* container() may answer "not yet": the request stays unanswered and the
+ * platform serves it again later (a wait with a timeout; see
+ * kf_core_serve_frame). */
+#define KF_CORE_PENDING 1
+
 /* What a platform does. Each operation returns 0 and fills its reply, or
  * returns non-zero and fills *err (kf_core_set_error) instead. The reply and
  * *err may share storage: fill only one of them. Every member is required
- * except read_file (NULL: the platform has no files, UNKNOWN_REQUEST). */
+ * except read_file and container (NULL: the platform has no files, runs no
+ * containers: UNKNOWN_REQUEST). */
 struct kf_core_ops {
   int32_t guest_kind; /* KF_AGENT_GUEST_* */
   /* Ready: mem_total, init_bytes, init_hash, boot_ns (the core sets the rest). */
@@ -55,6 +63,13 @@ struct kf_core_ops {
    * (absolute, checked) into reply->data/len, its size and DAX flag. */
   int (*read_file)(const struct kf_agent_read_file_req* r, struct kf_agent_read_file_reply* reply,
                    struct kf_agent_error* err);
+  /* Every container call (CreateContainer .. RemoveContainer, already
+   * checked by kf_agent_request_check): 0 with resp's body for req->kind
+   * filled (the core sets resp->kind), non-zero with resp->u.error filled, or
+   * KF_CORE_PENDING: no answer yet, nothing in resp may be used. It must
+   * have no effect when it answers KF_CORE_PENDING, since the same request
+   * comes again. */
+  int (*container)(const struct kf_agent_request* req, struct kf_agent_response* resp);
 };
 
 /* Installs the platform's operations; call once, before anything below. */
@@ -70,8 +85,10 @@ void kf_core_dirty_pages(uint8_t* base, uint64_t pages, uint64_t value);
 
 /* Serves one request payload buf[0..len) into *resp: a reply of the
  * request's kind or an ErrorReply (BAD_MESSAGE, UNKNOWN_REQUEST,
- * BAD_ARGUMENT, or what the platform answered). Counts it in requests_served. */
-void kf_core_serve_request(const uint8_t* buf, size_t len, struct kf_agent_response* resp);
+ * BAD_ARGUMENT, or what the platform answered). Counts it in requests_served.
+ * Returns 0, or KF_CORE_PENDING when the platform has no answer yet (*resp
+ * unused, nothing counted: serve the same bytes again later). */
+int kf_core_serve_request(const uint8_t* buf, size_t len, struct kf_agent_response* resp);
 
 /* The Ready frame every connection starts with (stream 0) into out[0..cap);
  * returns its length, 0 if it does not fit (cap < KF_CORE_REPLY_FRAME_MAX). */
@@ -80,7 +97,9 @@ size_t kf_core_ready_frame(uint8_t* out, size_t cap);
 enum kf_core_frame_status {
   KF_CORE_FRAME_NEED_MORE = 0, /* no whole frame in the input yet: nothing written */
   KF_CORE_FRAME_SERVED = 1,    /* one request served: consume, send the reply */
-  KF_CORE_FRAME_BAD = -1       /* bad header: send the BAD_FRAME reply, then close */
+  KF_CORE_FRAME_BAD = -1,      /* bad header: send the BAD_FRAME reply, then close */
+  KF_CORE_FRAME_PENDING = 2    /* a whole frame, not answerable yet: nothing consumed or
+                                  written; serve it again later (Linux container waits) */
 };
 
 /* Looks at the input in[0..avail) (avail >= KF_AGENT_FRAME_HEADER_SIZE) and,

@@ -58,6 +58,15 @@ static const char kUsage[] =
     "                      CLOCK_REALTIME (tests running as root on a shared host).\n"
     "  --no-set-hostname   SetIdentity records the hostname but does not call\n"
     "                      sethostname (same reason).\n"
+    "  --container-rootfs DIR\n"
+    "                      The rootfs of a CreateContainer that names none (default\n"
+    "                      /rootfs, where the pmem image is mounted): a directory,\n"
+    "                      the read-only lower layer of each container's overlay.\n"
+    "  --state-dir DIR     Where containers' scratch mount points go, one empty\n"
+    "                      directory each (default /run/kf-agent).\n"
+    "  --no-pivot          Containers enter their root with MS_MOVE + chroot instead\n"
+    "                      of pivot_root (what happens anyway when / is the initramfs,\n"
+    "                      which pivot_root refuses); for tests of that path.\n"
     "  --version           Print the agent protocol version and exit.\n"
     "  -h, --help          Show this help and exit.\n"
     "\n"
@@ -70,9 +79,11 @@ static const char kUsage[] =
 struct options {
   const char* unix_path;
   const char* modules;
+  const char* container_rootfs;
+  const char* state_dir;
   unsigned vsock_port;
   long buffer_mib, init_mib; /* -1: not given */
-  bool set_clock, set_hostname;
+  bool set_clock, set_hostname, no_pivot;
 };
 
 static void usage_error(const char* fmt, const char* arg) {
@@ -114,9 +125,12 @@ static void parse_args(int argc, char** argv, struct options* o) {
       o->set_clock = false;
     } else if (strcmp(a, "--no-set-hostname") == 0) {
       o->set_hostname = false;
+    } else if (strcmp(a, "--no-pivot") == 0) {
+      o->no_pivot = true;
     } else if (strcmp(a, "--listen-unix") == 0 || strcmp(a, "--vsock-port") == 0 ||
                strcmp(a, "--modules") == 0 || strcmp(a, "--buffer-mib") == 0 ||
-               strcmp(a, "--init-mib") == 0) {
+               strcmp(a, "--init-mib") == 0 || strcmp(a, "--container-rootfs") == 0 ||
+               strcmp(a, "--state-dir") == 0) {
       if (i + 1 >= argc) {
         usage_error("%s needs an argument", a);
         continue;
@@ -126,6 +140,10 @@ static void parse_args(int argc, char** argv, struct options* o) {
         o->unix_path = v;
       else if (strcmp(a, "--modules") == 0)
         o->modules = v;
+      else if (strcmp(a, "--container-rootfs") == 0)
+        o->container_rootfs = v;
+      else if (strcmp(a, "--state-dir") == 0)
+        o->state_dir = v;
       else if (strcmp(a, "--vsock-port") == 0) {
         long p = parse_count(a, v, 0xfffffffe);
         if (p >= 0) o->vsock_port = (unsigned)p;
@@ -184,7 +202,8 @@ static unsigned local_cid(void) {
 
 int main(int argc, char** argv) {
   kf_is_pid1 = getpid() == 1;
-  struct options o = {NULL, "/etc/kf-modules", KF_AGENT_VSOCK_PORT, -1, -1, true, true};
+  struct options o = {NULL, "/etc/kf-modules", KF_ROOTFS_MOUNT, "/run/kf-agent",
+                      KF_AGENT_VSOCK_PORT, -1, -1, true, true, false};
   parse_args(argc, argv, &o);
   signal(SIGPIPE, SIG_IGN);
 
@@ -206,7 +225,8 @@ int main(int argc, char** argv) {
     o.init_mib = o.buffer_mib;
   }
   struct kf_linux_config config = {(uint64_t)o.buffer_mib << 20, (uint64_t)o.init_mib << 20,
-                                   o.set_clock, o.set_hostname};
+                                   o.set_clock, o.set_hostname, o.container_rootfs,
+                                   o.state_dir, o.no_pivot};
   if (kf_linux_platform_init(&config) != 0)
     kf_fatal("mmap of the %ld MiB buffer: %s", o.buffer_mib, strerror(errno));
 

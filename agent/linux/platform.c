@@ -17,6 +17,7 @@
 
 #include "agent/bare/bare_abi.h" /* kf_hash_words, kf_init_pattern: the protocol's hash */
 #include "agent/core/core.h"
+#include "agent/linux/container.h"
 
 static struct {
   struct kf_linux_config config;
@@ -197,7 +198,7 @@ static int read_file(const struct kf_agent_read_file_req* r, struct kf_agent_rea
 
 static const struct kf_core_ops g_ops = {
     KF_AGENT_GUEST_LINUX, ready,        memory,   set_identity, dirty_pages,
-    hash_range,           random_bytes, read_file,
+    hash_range,           random_bytes, read_file,    kf_container_call,
 };
 
 int kf_linux_platform_init(const struct kf_linux_config* config) {
@@ -211,6 +212,9 @@ int kf_linux_platform_init(const struct kf_linux_config* config) {
   uint64_t n = g.config.init_bytes / 8;
   for (uint64_t i = 0; i < n; ++i) words[i] = kf_init_pattern(i * 8);
   g.init_hash = kf_hash_words(KF_HASH_SEED, words, n);
+  kf_containers_init(g.config.container_rootfs != NULL ? g.config.container_rootfs : "/rootfs",
+                     g.config.state_dir != NULL ? g.config.state_dir : "/run/kf-agent",
+                     g.config.no_pivot);
   kf_core_init(&g_ops);
   return 0;
 }

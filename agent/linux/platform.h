@@ -26,6 +26,8 @@
  *   (MemTotal of /proc/meminfo); mem_initialised: the --init-mib bytes;
  *   Ready.boot_ns: CLOCK_BOOTTIME when the agent started listening (PID 1
  *   only, else 0).
+ * - CreateContainer .. RemoveContainer: container.h (the core's container
+ *   operation).
  */
 #ifndef KF_AGENT_LINUX_PLATFORM_H_
 #define KF_AGENT_LINUX_PLATFORM_H_
@@ -38,6 +40,9 @@ struct kf_linux_config {
   uint64_t init_bytes;   /* written at start, <= buffer_bytes */
   bool set_clock;        /* SetIdentity sets CLOCK_REALTIME */
   bool set_hostname;     /* SetIdentity calls sethostname */
+  const char* container_rootfs; /* a bundle's rootfs when it names none */
+  const char* state_dir;        /* containers' tmpfs mount points */
+  bool no_pivot;                /* containers: MS_MOVE + chroot, no pivot_root */
 };
 
 /* Maps and initialises the buffer and installs the core's operations.

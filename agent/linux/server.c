@@ -1,5 +1,7 @@
 /* The epoll loop (server.h). Level-triggered: a connection's interest is
- * recomputed after every pass, so nothing is lost between passes. */
+ * recomputed after every pass, so nothing is lost between passes. Every fd
+ * on the loop is a struct kf_watch (connections, the listening socket, the
+ * signalfd, container pipes). */
 #define _GNU_SOURCE
 #include "agent/linux/server.h"
 
@@ -14,6 +16,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/core/core.h"
@@ -23,6 +26,10 @@
 #define OUT_CAP (4 * KF_CORE_REPLY_FRAME_MAX)
 
 struct conn {
+  struct kf_watch w; /* first: epoll's data.ptr */
+  struct conn *park_prev, *park_next; /* on s.parked while a request is pending */
+  bool parked;
+  uint64_t park_since, wake_at; /* first try of the pending request; retry by */
   int fd;
   uint64_t id;             /* for logs: the n-th connection accepted */
   uint32_t events;         /* the epoll interest registered */
@@ -33,16 +40,59 @@ struct conn {
   uint8_t out[OUT_CAP];
 };
 
-/* epoll's data.ptr for the two non-connection fds. */
-static char g_listen_tag, g_signal_tag;
-
 static struct {
   int epfd;
   int conns;
   uint64_t accepted;
+  struct conn* parked; /* list of parked connections */
+  bool wake_all;
+  uint64_t since, wake_at; /* of the request being served */
+  void (*on_child_exit)(int pid, int status);
+  int listen_fd, signal_fd;
+  struct kf_watch listen_w, signal_w;
 } s;
 
+uint64_t kf_server_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t kf_server_request_since_ns(void) { return s.since; }
+void kf_server_wake_at(uint64_t ns) { s.wake_at = ns; }
+void kf_server_wake(void) { s.wake_all = true; }
+void kf_server_on_child_exit(void (*fn)(int pid, int status)) { s.on_child_exit = fn; }
+
+int kf_server_watch(struct kf_watch* w, int fd, uint32_t events) {
+  struct epoll_event ev = {.events = events, .data.ptr = w};
+  if (epoll_ctl(s.epfd, EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
+  if (errno != ENOENT) return -1;
+  return epoll_ctl(s.epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void kf_server_unwatch(int fd) { epoll_ctl(s.epfd, EPOLL_CTL_DEL, fd, NULL); }
+
+static void park(struct conn* c) {
+  if (c->parked) return;
+  c->parked = true;
+  c->park_prev = NULL;
+  c->park_next = s.parked;
+  if (s.parked != NULL) s.parked->park_prev = c;
+  s.parked = c;
+}
+
+static void unpark(struct conn* c) {
+  if (!c->parked) return;
+  c->parked = false;
+  if (c->park_prev != NULL)
+    c->park_prev->park_next = c->park_next;
+  else
+    s.parked = c->park_next;
+  if (c->park_next != NULL) c->park_next->park_prev = c->park_prev;
+}
+
 static void conn_close(struct conn* c) {
+  unpark(c);
   epoll_ctl(s.epfd, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
   explicit_bzero(c->in, sizeof c->in); /* may hold SetIdentity entropy */
@@ -59,14 +109,24 @@ static bool out_room(struct conn* c) {
   return c->out_off + c->out_len + KF_CORE_REPLY_FRAME_MAX <= OUT_CAP;
 }
 
-/* Serves every whole request frame while a reply has room. */
+/* Serves every whole request frame while a reply has room; a pending one
+ * parks the connection (it stays first in `in`). */
 static void serve_frames(struct conn* c) {
   while (!c->closing && c->in_len >= KF_AGENT_FRAME_HEADER_SIZE && out_room(c)) {
     size_t consumed, n;
     uint8_t* out = c->out + c->out_off + c->out_len;
+    s.since = c->parked ? c->park_since : kf_server_now_ns();
+    s.wake_at = 0;
     int rc = kf_core_serve_frame(c->in, c->in_len, out, KF_CORE_REPLY_FRAME_MAX, &consumed, &n);
     c->out_len += n;
     if (rc == KF_CORE_FRAME_NEED_MORE) return;
+    if (rc == KF_CORE_FRAME_PENDING) {
+      if (!c->parked) c->park_since = s.since;
+      c->wake_at = s.wake_at != 0 ? s.wake_at : s.since + 1000000000u; /* at worst 1 s */
+      park(c);
+      return;
+    }
+    unpark(c);
     if (rc == KF_CORE_FRAME_BAD) {
       struct kf_agent_response r;
       const char* why = "bad frame header";
@@ -123,6 +183,7 @@ static void conn_pump(struct conn* c) {
       return;
     }
     if (c->closing || c->out_len != 0) break; /* the rest once the peer reads */
+    if (c->parked) break;                     /* nothing read behind a pending request */
     if (frame_waiting(c)) continue;           /* served up to out's room: more */
     if (c->eof) break;
     ssize_t n = recv(c->fd, c->in + c->in_len, IN_CAP - c->in_len, MSG_DONTWAIT);
@@ -139,16 +200,17 @@ static void conn_pump(struct conn* c) {
       return;
     }
   }
-  if ((c->closing || c->eof) && c->out_len == 0) {
+  /* A peer done writing still gets the answer to a parked request. */
+  if ((c->closing || (c->eof && !c->parked)) && c->out_len == 0) {
     if (c->eof && c->in_len != 0)
       kf_log("connection %llu: closed by the peer inside a frame (%zu bytes dropped)",
              (unsigned long long)c->id, c->in_len);
     conn_close(c);
     return;
   }
-  uint32_t want = c->out_len != 0 ? EPOLLOUT : EPOLLIN;
+  uint32_t want = c->out_len != 0 ? EPOLLOUT : c->parked ? 0 : EPOLLIN;
   if (want != c->events) {
-    struct epoll_event ev = {.events = want, .data.ptr = c};
+    struct epoll_event ev = {.events = want, .data.ptr = &c->w};
     if (epoll_ctl(s.epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
       kf_log("connection %llu: epoll_ctl: %s", (unsigned long long)c->id, strerror(errno));
       conn_close(c);
@@ -156,6 +218,16 @@ static void conn_pump(struct conn* c) {
     }
     c->events = want;
   }
+}
+
+static void conn_ready(struct kf_watch* w, uint32_t events) {
+  struct conn* c = (struct conn*)w;
+  /* Parked with no interest, a hang-up still reports: the peer is gone. */
+  if (c->parked && (events & (EPOLLHUP | EPOLLERR)) != 0 && c->out_len == 0) {
+    conn_close(c);
+    return;
+  }
+  conn_pump(c);
 }
 
 static void accept_all(int listen_fd) {
@@ -175,10 +247,11 @@ static void accept_all(int listen_fd) {
       continue;
     }
     memset(c, 0, offsetof(struct conn, in));
+    c->w.ready = conn_ready;
     c->fd = fd;
     c->id = s.accepted;
     c->out_len = kf_core_ready_frame(c->out, OUT_CAP);
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &c->w};
     if (epoll_ctl(s.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
       kf_log("connection %llu: epoll_ctl: %s", (unsigned long long)c->id, strerror(errno));
       close(fd);
@@ -195,8 +268,44 @@ static void reap_children(int sfd) {
   struct signalfd_siginfo si;
   while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
   }
-  while (waitpid(-1, NULL, WNOHANG) > 0) {
+  int status;
+  pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    if (s.on_child_exit != NULL) s.on_child_exit(pid, status);
   }
+}
+
+static void listen_ready(struct kf_watch* w, uint32_t events) {
+  (void)w;
+  (void)events;
+  accept_all(s.listen_fd);
+}
+
+static void signal_ready(struct kf_watch* w, uint32_t events) {
+  (void)w;
+  (void)events;
+  reap_children(s.signal_fd);
+}
+
+/* Serves the parked connections again: all of them after a wake, else those
+ * whose time came. Returns the epoll_wait timeout until the next one (ms,
+ * -1 for none). */
+static int serve_parked(void) {
+  struct conn* due[KF_LINUX_MAX_CONNS];
+  int n = 0;
+  uint64_t now = kf_server_now_ns();
+  for (struct conn* c = s.parked; c != NULL && n < KF_LINUX_MAX_CONNS; c = c->park_next) {
+    if (s.wake_all || c->wake_at <= now) due[n++] = c;
+  }
+  s.wake_all = false;
+  for (int i = 0; i < n; ++i) conn_pump(due[i]); /* each may unpark or close only itself */
+  uint64_t next = 0;
+  for (struct conn* c = s.parked; c != NULL; c = c->park_next) {
+    if (next == 0 || c->wake_at < next) next = c->wake_at;
+  }
+  if (next == 0) return -1;
+  now = kf_server_now_ns();
+  return next <= now ? 0 : (int)((next - now + 999999u) / 1000000u);
 }
 
 void kf_server_run(int listen_fd, const char** why) {
@@ -213,30 +322,29 @@ void kf_server_run(int listen_fd, const char** why) {
     *why = sfd < 0 ? "signalfd" : "epoll_create1";
     return;
   }
-  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &g_listen_tag};
-  struct epoll_event sev = {.events = EPOLLIN, .data.ptr = &g_signal_tag};
-  if (epoll_ctl(s.epfd, EPOLL_CTL_ADD, listen_fd, &ev) != 0 ||
-      epoll_ctl(s.epfd, EPOLL_CTL_ADD, sfd, &sev) != 0) {
+  s.listen_fd = listen_fd;
+  s.signal_fd = sfd;
+  s.listen_w.ready = listen_ready;
+  s.signal_w.ready = signal_ready;
+  if (kf_server_watch(&s.listen_w, listen_fd, EPOLLIN) != 0 ||
+      kf_server_watch(&s.signal_w, sfd, EPOLLIN) != 0) {
     *why = "epoll_ctl (listening socket)";
     return;
   }
   reap_children(sfd); /* orphans that died before the loop began */
   struct epoll_event events[64];
+  int timeout = -1;
   for (;;) {
-    int n = epoll_wait(s.epfd, events, 64, -1);
+    int n = epoll_wait(s.epfd, events, 64, timeout);
     if (n < 0) {
       if (errno == EINTR) continue;
       *why = "epoll_wait";
       return;
     }
     for (int i = 0; i < n; ++i) {
-      void* p = events[i].data.ptr;
-      if (p == &g_listen_tag)
-        accept_all(listen_fd);
-      else if (p == &g_signal_tag)
-        reap_children(sfd);
-      else
-        conn_pump(p);
+      struct kf_watch* w = events[i].data.ptr;
+      w->ready(w, events[i].events);
     }
+    timeout = s.parked != NULL || s.wake_all ? serve_parked() : -1;
   }
 }

@@ -96,6 +96,12 @@ void kf_pb_put_bytes(struct kf_pb_writer* w, uint32_t field, const void* data, s
   put_raw(w, data, n);
 }
 
+void kf_pb_put_len_field(struct kf_pb_writer* w, uint32_t field, const void* data, size_t n) {
+  kf_pb_put_tag(w, field, KF_PB_LEN);
+  kf_pb_put_varint(w, n);
+  put_raw(w, data, n);
+}
+
 void kf_pb_put_string(struct kf_pb_writer* w, uint32_t field, const char* s, size_t cap) {
   size_t n = 0;
   while (n < cap && s[n] != 0) ++n;

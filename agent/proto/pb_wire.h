@@ -72,6 +72,9 @@ void kf_pb_put_tag(struct kf_pb_writer* w, uint32_t field, enum kf_pb_wire_type 
 void kf_pb_put_uint64(struct kf_pb_writer* w, uint32_t field, uint64_t v);
 void kf_pb_put_int32(struct kf_pb_writer* w, uint32_t field, int32_t v);
 void kf_pb_put_bytes(struct kf_pb_writer* w, uint32_t field, const void* data, size_t n);
+/* A length-delimited field written even when n == 0: an element of a
+ * repeated string or an embedded message body, which protobuf always writes. */
+void kf_pb_put_len_field(struct kf_pb_writer* w, uint32_t field, const void* data, size_t n);
 /* A NUL-terminated string of at most `cap` bytes (no NUL within cap = error). */
 void kf_pb_put_string(struct kf_pb_writer* w, uint32_t field, const char* s, size_t cap);
 /* Bytes a varint of v takes (1..10): embedded message lengths are known before

@@ -345,6 +345,17 @@ TEST(BareSim, ServesEveryRequest) {
     host.ExpectError(5000, 15, KF_AGENT_ERR_BAD_MESSAGE);
     host.ExpectError(5000, 16, KF_AGENT_ERR_BAD_ARGUMENT);
     host.ExpectError(5000, 17, KF_AGENT_ERR_BAD_ARGUMENT);
+    // Containers are the Linux agent's: valid requests, UNKNOWN_REQUEST here.
+    r = Req(KF_AGENT_CREATE_CONTAINER);
+    std::strcpy(r.u.create_container.container_id, "c1");
+    r.u.create_container.has_process = 1;
+    CHECK(KF_AGENT_ARGV_ADD(&r.u.create_container.process.args, "/bin/true") == KF_PB_OK);
+    host.Request(5000, 18, r);
+    r = Req(KF_AGENT_WAIT_PROCESS);  // not even checked: no container id
+    host.Request(5000, 19, r);
+    host.Run();
+    host.ExpectError(5000, 18, KF_AGENT_ERR_UNKNOWN_REQUEST);
+    host.ExpectError(5000, 19, KF_AGENT_ERR_UNKNOWN_REQUEST);
     CHECK(host.conn(5000).control.empty());  // still open, nothing but data
   });
 }
@@ -403,8 +414,8 @@ TEST(BareSim, BadFrameGetsErrorThenShutdown) {
     host.Send(5000, kRw, Host::RawFrame(7, KF_AGENT_FRAME_RESPONSE, 0, {}));
     host.Send(5001, kRw, Host::RawFrame(8, KF_AGENT_FRAME_REQUEST, 1, {}));
     std::vector<uint8_t> big =
-        Host::RawFrame(9, KF_AGENT_FRAME_REQUEST, 0, std::vector<uint8_t>(9000, 0));
-    big.resize(100);  // the header says 9000 bytes: refused before the rest comes
+        Host::RawFrame(9, KF_AGENT_FRAME_REQUEST, 0, std::vector<uint8_t>(40000, 0));
+    big.resize(100);  // the header says 40000 bytes (over 32752): refused before the rest comes
     host.Send(5002, kRw, big);
     host.Run();
     host.ExpectError(5000, 7, KF_AGENT_ERR_BAD_FRAME);
