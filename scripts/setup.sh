@@ -11,6 +11,8 @@ PACKAGES=(
   # The daemon's TOML config file (factory/daemon/ops/config_file.cc).
   libtomlplusplus-dev
   python3
+  # The independent gRPC client of the daemon's tests (tests/daemon_grpc_client.py).
+  python3-grpcio python3-protobuf
   # The nested test tier and guest images (scripts/nested-kvm).
   qemu-system-x86 busybox-static cpio lz4 kmod
   # The Linux guest image (scripts/build-guest): mkfs.ext4 -d and debugfs,

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -39,6 +40,13 @@ bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeou
     std::this_thread::sleep_for(20ms);
   }
   return pred();
+}
+
+// The kata-factory binary under test: the build's, or $KF_BINARY where the
+// build tree is not (the nested tier copies the binary elsewhere).
+std::string Binary() {
+  const char* env = std::getenv("KF_BINARY");
+  return env != nullptr && *env != '\0' ? env : KF_BINARY;
 }
 
 bool Alive(pid_t pid) {
@@ -76,7 +84,7 @@ class KvmDaemonTest : public ::testing::Test {
     options_.socket = root_ + "/factory.sock";
     options_.run_dir = root_ + "/run";
     options_.state_dir = root_ + "/state";
-    options_.zygote_exe = KF_BINARY;
+    options_.zygote_exe = Binary();
     options_.mem_floor_bytes = 0;
   }
   void TearDown() override {
@@ -250,14 +258,14 @@ TEST_F(KvmDaemonTest, LeaseExpires) {
 
 // kata-factory daemon as a child process.
 pid_t SpawnDaemon(const DaemonOptions& o) {
-  std::vector<std::string> args = {KF_BINARY,    "daemon",        "--socket",  o.socket,
+  std::vector<std::string> args = {Binary(),    "daemon",        "--socket",  o.socket,
                                    "--run-dir",  o.run_dir,       "--state-dir", o.state_dir,
                                    "--pool-size", "2",            "--mem-floor-mib", "0"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid = -1;
-  if (::posix_spawn(&pid, KF_BINARY, nullptr, nullptr, argv.data(), environ) != 0) return -1;
+  if (::posix_spawn(&pid, args[0].c_str(), nullptr, nullptr, argv.data(), environ) != 0) return -1;
   return pid;
 }
 
