@@ -260,7 +260,9 @@ TEST_F(KvmDaemonTest, LeaseExpires) {
 pid_t SpawnDaemon(const DaemonOptions& o) {
   std::vector<std::string> args = {Binary(),    "daemon",        "--socket",  o.socket,
                                    "--run-dir",  o.run_dir,       "--state-dir", o.state_dir,
-                                   "--pool-size", "2",            "--mem-floor-mib", "0"};
+                                   "--pool-size", "2",            "--mem-floor-mib", "0",
+                                   // not the default 9464: daemons side by side
+                                   "--metrics-listen", "127.0.0.1:0"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

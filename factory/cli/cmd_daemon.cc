@@ -9,6 +9,9 @@
 #include "factory/cli/args.h"
 #include "factory/cli/commands.h"
 #include "factory/daemon/daemon_server.h"
+#include "factory/daemon/ops/config_flags.h"
+#include "factory/daemon/ops/host_port.h"
+#include "factory/daemon/ops_bridge.h"
 #include "factory/zygote.h"
 
 namespace kf::cli {
@@ -16,34 +19,52 @@ namespace kf::cli {
 namespace {
 
 constexpr char kDaemonHelp[] =
-    "Usage: kata-factory daemon [--socket PATH] [--run-dir DIR] [--state-dir DIR]\n"
-    "                           [--tcp-listen HOST:PORT] [--max-live-vms N]\n"
-    "                           [--mem-floor-mib M] [--pool-size N] [--refill-per-second R]\n"
-    "                           [--lease-seconds S] [--guest-dir G] [--no-mergeable]\n"
+    "Usage: kata-factory daemon [--config FILE] [--KEY VALUE ...]\n"
     "  Serve the katafactory.v1.Factory gRPC API (proto/factory.proto) with\n"
     "  grpc.health.v1 health checking and server reflection, until SIGTERM or\n"
     "  SIGINT, which drain: stop accepting, release every VM, stop the zygotes,\n"
     "  remove the socket. Templates are STATE/templates/<name>/ (CreateTemplate\n"
-    "  makes them there); each gets a zygote process and a warm pool of ready\n"
-    "  clones. Refuses to start when another daemon owns the socket or the run\n"
-    "  directory; cleans what a daemon that died left in the run directory.\n"
+    "  makes them there) and those the config names; each gets a zygote process\n"
+    "  and a warm pool of ready clones. Refuses to start when another daemon\n"
+    "  owns the socket or the run directory; cleans what a daemon that died left\n"
+    "  in the run directory.\n"
+    "  --config FILE      a TOML file (docs/config.example.toml has every key);\n"
+    "                     without it, the defaults and the flags only\n"
+    "  Every key of the file is also a flag, and flags win over the file\n"
+    "  ('-' or '_'; --KEY VALUE or --KEY=VALUE):\n"
     "  --socket PATH      Unix socket, mode 0600 (default /run/kata-factory/factory.sock)\n"
     "  --run-dir DIR      per-VM sockets DIR/vms/<id>/ and locks (default /run/kata-factory)\n"
-    "  --state-dir DIR    templates (default /var/lib/kata-factory)\n"
-    "  --tcp-listen HOST:PORT  also serve over TCP, without authentication (default: off)\n"
+    "  --state-dir DIR    templates: DIR/templates/<name>/ (default /var/lib/kata-factory)\n"
+    "  --tcp-listen HOST:PORT  also serve gRPC over TCP, without authentication\n"
+    "                     (default \"\": off)\n"
+    "  --metrics-listen HOST:PORT  Prometheus GET /metrics over HTTP, no\n"
+    "                     authentication (default 127.0.0.1:9464; \"\": off; an\n"
+    "                     address beyond loopback is served, with a warning logged)\n"
+    "  --log-level L      debug, info, warn or error (default info)\n"
+    "  --log-file PATH    JSON lines appended to PATH, reopened on SIGHUP\n"
+    "                     (default \"\": JSON lines on stderr)\n"
     "  --max-live-vms N   admission cap on live VMs, pooled ones included\n"
     "                     (default 1024; 0: no cap)\n"
-    "  --mem-floor-mib M  refuse new clones while MemAvailable is below M MiB\n"
-    "                     (default 1024; 0: off)\n"
-    "  --pool-size N      warm VMs kept ready per template (default 0: clone on demand)\n"
-    "  --refill-per-second R  pool clones per second at most, per template (default: no cap)\n"
+    "  --mem-floor SIZE   refuse new clones while MemAvailable is below SIZE:\n"
+    "                     bytes, or K/M/G/T (default 1G; 0: off)\n"
     "  --lease-seconds S  GetVM leases without their own expire after S seconds\n"
     "                     (default 0: a VM lives until ReleaseVM)\n"
-    "  --guest-dir G      Linux guest images for CreateTemplate (vmlinuz,\n"
-    "                     initramfs.cpio.gz; default $KF_GUEST_DIR)\n"
-    "  --no-mergeable     do not madvise(MADV_MERGEABLE) clone memory for KSM\n"
-    "  Logs go to stderr, one line each. Exit status: 0 after a clean drain,\n"
-    "  1 when it cannot start.\n";
+    "  --guest-dir G      Linux guest images for CreateTemplate and guest = linux\n"
+    "                     (vmlinuz, initramfs.cpio.gz; default $KF_GUEST_DIR)\n"
+    "  --pool-size N      warm VMs kept ready, for each template without its own\n"
+    "                     [templates.NAME] (default 0: clone on demand)\n"
+    "  --refill-per-second R  their pool clones per second at most (default 0: no cap)\n"
+    "  --mergeable BOOL   their clone memory madvise(MADV_MERGEABLE) for KSM\n"
+    "                     (default true)\n"
+    "  --templates.NAME.KEY VALUE  one template: KEY is path (a template\n"
+    "                     directory) or guest (bare or linux: created at start\n"
+    "                     under STATE unless there, with mem_mib), and pool_size,\n"
+    "                     refill_per_second, mergeable (defaults 0, 0, true)\n"
+    "  Older spellings: --mem-floor-mib M (= --mem-floor M MiB), --no-mergeable\n"
+    "  (= --mergeable false).\n"
+    "  Logs are JSON lines (time, level, msg, sandbox, template). SIGHUP reopens\n"
+    "  the log file. Exit status: 0 after a clean drain, 1 when it cannot start,\n"
+    "  2 for a bad flag or config file.\n";
 
 constexpr char kZygoteHelp[] =
     "Usage: kata-factory zygote --template DIR --fd N [--run-dir RUN]\n"
@@ -52,53 +73,26 @@ constexpr char kZygoteHelp[] =
     "  request on it until it closes. --run-dir only marks the process as the\n"
     "  daemon's (a restarted daemon finds leftovers by it).\n";
 
-Result<double> ParseDouble(const std::string& name, const std::string& text) {
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || v < 0)
-    return Error("--" + name + " wants a non-negative number, not '" + text + "'");
-  return v;
-}
-
 }  // namespace
 
 int DaemonCommand(const Argv& argv) {
-  auto args = Args::Parse(argv, {"help", "no-mergeable"},
-                          {"socket", "run-dir", "state-dir", "tcp-listen", "max-live-vms", "mem-floor-mib",
-                           "pool-size", "refill-per-second", "lease-seconds", "guest-dir"});
-  if (!args.ok()) return Fail(args.error().message(), kExitUsage);
-  if (args->Has("help")) return std::fputs(kDaemonHelp, stdout), 0;
-  if (!args->positional().empty()) return Fail("daemon takes no positional arguments", kExitUsage);
-  daemon::DaemonOptions o;
-  o.socket = args->Get("socket", o.socket);
-  o.run_dir = args->Get("run-dir", o.run_dir);
-  o.state_dir = args->Get("state-dir", o.state_dir);
-  o.tcp_listen = args->Get("tcp-listen");
-  const char* guest_env = std::getenv("KF_GUEST_DIR");
-  o.guest_dir = args->Get("guest-dir", guest_env ? guest_env : "");
-  auto max_vms = args->GetUint("max-live-vms", 1024);
-  auto floor = args->GetUint("mem-floor-mib", 1024);
-  auto pool = args->GetUint("pool-size", 0);
-  auto lease = args->GetUint("lease-seconds", 0);
-  for (auto* r : {&max_vms, &floor, &pool, &lease})
-    if (!r->ok()) return Fail(r->error().message(), kExitUsage);
-  // As the config file's max_live_vms: 0 is no cap.
-  if (*max_vms == 0) o.max_live_vms.reset();
-  else o.max_live_vms = *max_vms;
-  o.mem_floor_bytes = *floor << 20;
-  if (*pool > 100000) return Fail("--pool-size must be 0..100000", kExitUsage);
-  o.default_pool.size = static_cast<uint32_t>(*pool);
-  o.default_pool.mergeable = !args->Has("no-mergeable");
-  if (args->Has("refill-per-second")) {
-    auto rate = ParseDouble("refill-per-second", args->Get("refill-per-second"));
-    if (!rate.ok()) return Fail(rate.error().message(), kExitUsage);
-    o.default_pool.refill_per_second = *rate;
+  for (const auto& a : argv)
+    if (a == "--help" || a == "-h") return std::fputs(kDaemonHelp, stdout), 0;
+  auto flags = daemon::ExpandDaemonFlagAliases(argv);
+  if (!flags.ok()) return Fail(flags.error().message(), kExitUsage);
+  auto config = ops::DaemonConfigFromArgs(*flags);
+  if (!config.ok()) return Fail(config.error().message(), kExitUsage);
+  auto options = daemon::DaemonOptionsFromConfig(*config);
+  if (!options.ok()) return Fail(options.error().message(), kExitUsage);
+  daemon::DaemonOptions& o = *options;
+  if (o.guest_dir.empty()) {
+    const char* guest_env = std::getenv("KF_GUEST_DIR");
+    if (guest_env) o.guest_dir = guest_env;
   }
-  if (*lease > 0xffffffffull) return Fail("--lease-seconds is too large", kExitUsage);
-  o.default_lease_seconds = static_cast<uint32_t>(*lease);
 
-  // Every thread the daemon starts inherits this mask; the main thread
-  // takes the signals with sigwait() (no handler runs on a gRPC thread).
+  // Every thread the daemon starts (the /metrics server's too) inherits this
+  // mask; the main thread takes the signals with sigwait() (no handler runs
+  // on a gRPC thread).
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
@@ -107,17 +101,41 @@ int DaemonCommand(const Argv& argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
+  auto bridge = daemon::OpsBridge::Create(*config);
+  if (!bridge.ok()) return Fail("daemon: " + bridge.error().message());
+  daemon::OpsBridge& ops = **bridge;
+  o.hooks = ops.Hooks();
+  if (Status s = ops.StartMetrics(); !s.ok()) {
+    ops.logger().Error("cannot start: " + s.error().message());
+    return Fail("daemon: " + s.error().message());
+  }
+  if (!o.tcp_listen.empty()) {
+    auto hp = ops::ParseHostPort(o.tcp_listen);
+    if (hp.ok() && !daemon::IsLoopbackHost(hp->host))
+      ops.logger().Warn("serving gRPC on TCP beyond loopback, without authentication",
+                        ops::LogFields().Str("listen", o.tcp_listen));
+  }
   auto d = daemon::Daemon::Start(std::move(o));
-  if (!d.ok()) return Fail("daemon: " + d.error().message());
+  if (!d.ok()) {
+    ops.logger().Error("cannot start: " + d.error().message());
+    return Fail("daemon: " + d.error().message());
+  }
+  ops.Attach(&(*d)->core());
   for (;;) {
     int sig = 0;
     if (sigwait(&stop, &sig) != 0) continue;
-    if (sig == SIGHUP) continue;  // reserved: log reopen (ops)
+    if (sig == SIGHUP) {
+      if (Status s = ops.ReopenLog(); !s.ok())
+        (*d)->core().Log(daemon::LogSeverity::kError, "reopening the log: " + s.error().message());
+      continue;
+    }
     (*d)->core().Log(daemon::LogSeverity::kInfo,
                      std::string("draining on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT"));
     break;
   }
+  ops.Attach(nullptr);  // /metrics keeps serving counters while the core drains
   (*d)->Drain();
+  d->reset();           // before the bridge its hooks point at
   return 0;
 }
 

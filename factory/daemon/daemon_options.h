@@ -11,6 +11,8 @@
 #include <optional>
 #include <string>
 
+#include <grpcpp/support/status_code_enum.h>
+
 namespace kf::daemon {
 
 enum class LogSeverity { kDebug, kInfo, kWarn, kError };
@@ -25,6 +27,10 @@ struct DaemonHooks {
       log;
   // A GetVM that succeeded: seconds from request to reply.
   std::function<void(const std::string& tmpl, double seconds, bool pool_hit)> get_vm;
+  // Every GetVM call, whatever its outcome (called by the gRPC service after
+  // the core answered): the status code and its message ("" for OK).
+  std::function<void(const std::string& tmpl, grpc::StatusCode code, const std::string& message)>
+      get_vm_result;
   // A clone that answered its first Ping: seconds from zygote request.
   std::function<void(const std::string& tmpl, double seconds)> clone;
 };
@@ -33,6 +39,12 @@ struct PoolOptions {
   uint32_t size = 0;               // warm VMs kept ready; 0: clone on demand only
   double refill_per_second = 0;    // cap on pool clones per second; 0: no cap
   bool mergeable = true;           // MADV_MERGEABLE on clone memory (KSM)
+};
+
+// A template the daemon creates at start (the config's `guest`).
+struct StartupTemplate {
+  std::string guest;     // "bare" or "linux"
+  uint32_t mem_mib = 0;  // 0: the kind's default (CreateTemplate's)
 };
 
 struct DaemonOptions {
@@ -57,6 +69,9 @@ struct DaemonOptions {
   std::map<std::string, PoolOptions> pools;      // by template name
   // Templates that live outside STATE/templates (the config's `path`).
   std::map<std::string, std::string> external_templates;
+  // Templates made by CreateTemplate at start, before serving, unless one of
+  // that name exists (kept as it is). Start() fails if one cannot be made.
+  std::map<std::string, StartupTemplate> startup_templates;
 
   uint32_t default_lease_seconds = 0;  // GetVM without lease_seconds; 0 = no expiry
   int release_grace_ms = 2000;         // a released VMM gets this long before SIGKILL

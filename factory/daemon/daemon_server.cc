@@ -13,6 +13,34 @@
 
 namespace kf::daemon {
 
+namespace {
+
+// DaemonOptions::startup_templates: each made through the core (as a
+// CreateTemplate call would) unless a template of that name exists.
+Status CreateStartupTemplates(FactoryCore& core) {
+  for (const auto& [name, t] : core.options().startup_templates) {
+    const std::string key = "templates." + name;
+    pb::CreateTemplateRequest req;
+    req.set_name(name);
+    if (t.guest == "bare") req.set_guest(pb::GUEST_KIND_BARE);
+    else if (t.guest == "linux") req.set_guest(pb::GUEST_KIND_LINUX);
+    else return Error(key + ".guest: \"" + t.guest + "\" is not bare or linux");
+    req.set_mem_mib(t.mem_mib);
+    pb::CreateTemplateResponse resp;
+    const grpc::Status s = core.CreateTemplate(req, &resp);
+    if (s.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
+      core.Log(LogSeverity::kInfo, "configured template exists: used as it is", "", name);
+      continue;
+    }
+    if (!s.ok())
+      return Error(key + ": cannot create the " + t.guest + " template at start: " +
+                   s.error_message());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
   std::unique_ptr<Daemon> d(new Daemon());
   d->socket_ = options.socket;
@@ -22,6 +50,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
   const std::string tcp = options.tcp_listen;
   d->core_ = std::make_unique<FactoryCore>(std::move(options));
   RETURN_IF_ERROR(d->core_->Start());
+  RETURN_IF_ERROR(CreateStartupTemplates(*d->core_));  // before serving
   d->service_ = std::make_unique<FactoryService>(*d->core_);
 
   grpc::EnableDefaultHealthCheckService(true);

@@ -20,7 +20,10 @@ uint64_t MonotonicDeadline(const grpc::ServerContext& ctx) {
 
 grpc::Status FactoryService::GetVM(grpc::ServerContext* ctx, const pb::GetVMRequest* req,
                                    pb::GetVMResponse* resp) {
-  return core_.GetVm(*req, MonotonicDeadline(*ctx), resp);
+  grpc::Status s = core_.GetVm(*req, MonotonicDeadline(*ctx), resp);
+  if (const auto& hook = core_.options().hooks.get_vm_result)
+    hook(req->template_(), s.error_code(), s.error_message());
+  return s;
 }
 
 grpc::Status FactoryService::ReleaseVM(grpc::ServerContext*, const pb::ReleaseVMRequest* req,

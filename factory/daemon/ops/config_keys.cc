@@ -117,6 +117,18 @@ const std::map<std::string, TopSetter>& TopSetters() {
        [](DaemonConfig& c, const ConfigValue& v) { return Assign(c.max_live_vms, v, AsCount); }},
       {"mem_floor",
        [](DaemonConfig& c, const ConfigValue& v) { return Assign(c.mem_floor_bytes, v, AsSize); }},
+      {"lease_seconds",
+       [](DaemonConfig& c, const ConfigValue& v) { return Assign(c.lease_seconds, v, AsCount); }},
+      {"guest_dir",
+       [](DaemonConfig& c, const ConfigValue& v) { return Assign(c.guest_dir, v, AsString); }},
+      {"pool_size",
+       [](DaemonConfig& c, const ConfigValue& v) { return Assign(c.pool_size, v, AsCount); }},
+      {"refill_per_second",
+       [](DaemonConfig& c, const ConfigValue& v) {
+         return Assign(c.refill_per_second, v, AsRate);
+       }},
+      {"mergeable",
+       [](DaemonConfig& c, const ConfigValue& v) { return Assign(c.mergeable, v, AsBool); }},
   };
   return *m;
 }

@@ -35,6 +35,14 @@ struct DaemonConfig {
   std::string log_file;                             // "" = stderr (journald under systemd)
   uint64_t max_live_vms = 1024;                     // admission cap; 0 = no cap
   uint64_t mem_floor_bytes = uint64_t{1} << 30;     // refuse GetVM below this MemAvailable; 0 = off
+  uint64_t lease_seconds = 0;  // lease of a GetVM that asks for none; 0 = until ReleaseVM
+  std::string guest_dir;       // vmlinuz + initramfs.cpio.gz for linux templates; "" = $KF_GUEST_DIR
+  // The pool of every template without a [templates.NAME] section (found in
+  // state_dir, or made later by CreateTemplate). A section's own pool keys
+  // have their own defaults (below), not these.
+  uint64_t pool_size = 0;
+  double refill_per_second = 0;
+  bool mergeable = true;
   std::map<std::string, TemplateConfig> templates;  // by name, sorted
   std::string source;  // the file it was read from; "" = defaults and flags only
 };
