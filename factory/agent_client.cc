@@ -92,6 +92,17 @@ Result<AgentClient> AgentClient::Handshake(UniqueFd fd, uint32_t port, int timeo
   return c;
 }
 
+Result<AgentClient> AgentClient::Attach(UniqueFd fd, int timeout_ms) {
+  AgentClient c(std::move(fd), timeout_ms);
+  uint32_t stream = 0;
+  ASSIGN_OR_RETURN(std::string payload, c.RecvFrame(&stream));
+  agentpb::Response r;
+  if (stream != KF_AGENT_STREAM_AGENT || !r.ParseFromString(payload) || !r.has_ready())
+    return Error("agent did not start with a Ready frame on stream 0");
+  c.ready_ = r.ready();
+  return c;
+}
+
 Status AgentClient::SendAll(const void* data, size_t len) {
   const auto* p = static_cast<const uint8_t*>(data);
   while (len > 0) {

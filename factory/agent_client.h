@@ -49,6 +49,10 @@ class AgentClient {
   // given to the device, as template creation does).
   static Result<AgentClient> Handshake(UniqueFd fd, uint32_t port = kAgentPort,
                                        int timeout_ms = 10000);
+  // Over a stream that is already past the vsock handshake, where the agent
+  // sends frames at once (kf-agent-linux --listen-unix, as tests run it):
+  // reads only the Ready frame.
+  static Result<AgentClient> Attach(UniqueFd fd, int timeout_ms = 10000);
 
   const agentpb::Ready& ready() const { return ready_; }
   uint32_t host_port() const { return host_port_; }

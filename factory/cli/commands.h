@@ -20,6 +20,9 @@ int GetCommand(const Argv& args);
 int ReleaseCommand(const Argv& args);
 int StatusCommand(const Argv& args);
 int LsCommand(const Argv& args);
+// A container in a VM from the daemon (cmd_run.cc). Exit status: the
+// process's, or 125 (its own failure), 126, 127, as docker run.
+int RunCommand(const Argv& args);
 
 // Prints "kata-factory: <message>" to stderr and returns `code`.
 int Fail(const std::string& message, int code = 1);

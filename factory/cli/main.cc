@@ -28,8 +28,10 @@ constexpr char kUsage[] =
     "  release ID...            stop VMs the daemon handed out\n"
     "  status                   the daemon's pools, VMs, memory, KSM\n"
     "  ls                       the daemon's VMs\n"
+    "  run [--rm] -- CMD ARG... a container in a VM from the daemon\n"
     "  version                  print the version\n"
-    "Each verb takes --help. Exit status: 0 ok, 1 failed, 2 bad usage.\n";
+    "Each verb takes --help. Exit status: 0 ok, 1 failed, 2 bad usage (run: the\n"
+    "container's; 125 its own failures, see run --help).\n";
 
 }  // namespace
 
@@ -50,5 +52,6 @@ int main(int argc, char** argv) {
   if (verb == "release") return ReleaseCommand(rest);
   if (verb == "status") return StatusCommand(rest);
   if (verb == "ls") return LsCommand(rest);
+  if (verb == "run") return RunCommand(rest);
   return Fail("unknown verb '" + verb + "' (see kata-factory --help)", kExitUsage);
 }
