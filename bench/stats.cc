@@ -27,19 +27,27 @@ Result<uint64_t> ParseBytes(const std::string& text) {
   if (i == 0 || i > 19) return Error("'" + text + "' is not a size (e.g. 20G, 512M, 1048576)");
   const uint64_t n = std::strtoull(text.substr(0, i).c_str(), nullptr, 10);
   std::string unit = text.substr(i);
-  for (const char* tail : {"iB", "B"})
-    if (unit.size() > 1 && unit.size() >= std::string(tail).size() &&
-        unit.compare(unit.size() - std::string(tail).size(), std::string::npos, tail) == 0) {
-      unit.resize(unit.size() - std::string(tail).size());
-      break;
-    }
+  auto ends_with = [&](const std::string& tail) {
+    return unit.size() >= tail.size() &&
+           unit.compare(unit.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  if (unit.size() > 2 && ends_with("iB"))
+    unit.resize(unit.size() - 2);
+  else if (ends_with("B"))
+    unit.resize(unit.size() - 1);
   int shift = 0;
-  if (unit.empty() || unit == "B") shift = 0;
-  else if (unit == "K" || unit == "k") shift = 10;
-  else if (unit == "M" || unit == "m") shift = 20;
-  else if (unit == "G" || unit == "g") shift = 30;
-  else if (unit == "T" || unit == "t") shift = 40;
-  else return Error("'" + text + "': unknown unit (K, M, G, T)");
+  if (unit.empty())
+    shift = 0;
+  else if (unit == "K" || unit == "k")
+    shift = 10;
+  else if (unit == "M" || unit == "m")
+    shift = 20;
+  else if (unit == "G" || unit == "g")
+    shift = 30;
+  else if (unit == "T" || unit == "t")
+    shift = 40;
+  else
+    return Error("'" + text + "': unknown unit (K, M, G, T)");
   if (n == 0) return Error("'" + text + "': must be more than 0");
   if (shift > 0 && n > (UINT64_MAX >> shift)) return Error("'" + text + "': too large");
   return n << shift;
@@ -56,8 +64,7 @@ Result<std::vector<uint64_t>> ParseUintList(const std::string& text, uint64_t ma
         item.find_first_not_of("0123456789") != std::string::npos)
       return Error("'" + text + "' is not a comma-separated list of numbers");
     const uint64_t v = std::strtoull(item.c_str(), nullptr, 10);
-    if (v > max_each)
-      return Error("'" + item + "' is more than " + std::to_string(max_each));
+    if (v > max_each) return Error("'" + item + "' is more than " + std::to_string(max_each));
     out.push_back(v);
     start = comma + 1;
   }

@@ -23,6 +23,8 @@ int LsCommand(const Argv& args);
 // A container in a VM from the daemon (cmd_run.cc). Exit status: the
 // process's, or 125 (its own failure), 126, 127, as docker run.
 int RunCommand(const Argv& args);
+// Latency, throughput, density, working set of VMs from the daemon (cmd_bench.cc).
+int BenchCommand(const Argv& args);
 
 // Prints "kata-factory: <message>" to stderr and returns `code`.
 int Fail(const std::string& message, int code = 1);

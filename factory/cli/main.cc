@@ -29,6 +29,7 @@ constexpr char kUsage[] =
     "  status                   the daemon's pools, VMs, memory, KSM\n"
     "  ls                       the daemon's VMs\n"
     "  run [--rm] -- CMD ARG... a container in a VM from the daemon\n"
+    "  bench [--mode M]         latency, throughput, density, working set of VMs\n"
     "  version                  print the version\n"
     "Each verb takes --help. Exit status: 0 ok, 1 failed, 2 bad usage (run: the\n"
     "container's; 125 its own failures, see run --help).\n";
@@ -53,5 +54,6 @@ int main(int argc, char** argv) {
   if (verb == "status") return StatusCommand(rest);
   if (verb == "ls") return LsCommand(rest);
   if (verb == "run") return RunCommand(rest);
+  if (verb == "bench") return BenchCommand(rest);
   return Fail("unknown verb '" + verb + "' (see kata-factory --help)", kExitUsage);
 }
