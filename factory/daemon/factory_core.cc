@@ -351,6 +351,9 @@ grpc::Status FactoryCore::GetVm(const pb::GetVMRequest& req, uint64_t deadline_n
     if (stopping_) return Err(StatusCode::UNAVAILABLE, "the daemon is draining");
     const std::string refusal = admission_.Refusal(LiveLocked());
     if (!refusal.empty()) return Err(StatusCode::RESOURCE_EXHAUSTED, refusal);
+    // Without KVM a clone cannot start: say so now, not at the deadline.
+    if (!kvm_unavailable_.empty())
+      return Err(StatusCode::FAILED_PRECONDITION, "KVM is not usable here: " + kvm_unavailable_);
     ++cloning_on_demand_;
   }
   auto cloned = CloneVm(name, *info, deadline_ns);
