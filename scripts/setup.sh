@@ -13,6 +13,8 @@ PACKAGES=(
   python3
   # The independent gRPC client of the daemon's tests (tests/daemon_grpc_client.py).
   python3-grpcio python3-protobuf
+  # The capacity planning script's plots (scripts/capacity-plan --plots).
+  python3-matplotlib
   # The nested test tier and guest images (scripts/nested-kvm).
   qemu-system-x86 busybox-static cpio lz4 kmod
   # The Linux guest image (scripts/build-guest): mkfs.ext4 -d and debugfs,
