@@ -220,6 +220,41 @@ std::string ReportJson(const BenchReport& r) {
     }
     j.EndArray().EndObject();
   }
+  if (r.compare) {
+    const CompareResult& c = *r.compare;
+    auto ratio = [](double a, double b) { return b > 0 && a > 0 ? a / b : 0.0; };
+    j.BeginObjectIn("compare")
+        .Str("what",
+             "peers in this run, as ratios to our clones (peer / ours; 0: not measured): "
+             "cold boot of the guest by our VMM without a template (VM creation -> agent "
+             "Ready), Kata-style QEMU templating (spawn -> ready per clone, Pss per clone); "
+             "ours: pool-miss GetVM -> first Ping p50, density Pss per VM at its last point; "
+             "ms, bytes")
+        .Num("ours_clone_ms", Ms(c.ours_clone_ns))
+        .Num("ours_pss_per_vm", c.ours_pss_per_vm)
+        .Num("ours_mem_available_delta_per_vm", c.ours_mem_available_per_vm)
+        .Num("cold_boot_ms", Ms(c.cold_boot_ns))
+        .Num("cold_boot_over_clone", ratio(double(c.cold_boot_ns), double(c.ours_clone_ns)));
+    if (!c.cold_boot_skipped.empty()) j.Str("cold_boot_skipped", c.cold_boot_skipped);
+    j.BeginObjectIn("qemu_templating");
+    if (!c.qemu_skipped.empty()) {
+      j.Str("skipped", c.qemu_skipped);
+    } else {
+      j.Str("accel", c.qemu_accel)
+          .Str("readiness", c.qemu_readiness)
+          .Str("qemu_version", c.qemu_version)
+          .Uint("clones", c.qemu_clones)
+          .Num("template_boot_ms", Ms(c.qemu_template_boot_ns))
+          .Num("clone_ms_p50", Ms(c.qemu_clone_ns))
+          .Num("clone_ms_max", Ms(c.qemu_clone_max_ns))
+          .Num("pss_per_vm", c.qemu_pss_per_vm)
+          .Num("private_dirty_per_vm", c.qemu_private_dirty_per_vm)
+          .Num("mem_available_delta_per_vm", c.qemu_mem_available_per_vm)
+          .Num("time_ratio", ratio(double(c.qemu_clone_ns), double(c.ours_clone_ns)))
+          .Num("pss_ratio", ratio(c.qemu_pss_per_vm, c.ours_pss_per_vm));
+    }
+    j.EndObject().EndObject();
+  }
   if (!r.error.empty()) j.Str("error", r.error);
   j.EndObject();
   return j.str();
@@ -339,6 +374,33 @@ std::string ReportText(const BenchReport& r) {
                       MiB(s.pss_per_vm), MiB(s.private_dirty_per_vm), MiB(s.rss_per_vm),
                       MiB(s.mem_available_delta_per_vm));
       }
+      out += line;
+    }
+  }
+  if (r.compare) {
+    const CompareResult& c = *r.compare;
+    out += "\ncompare (peer / ours; ours: pool-miss GetVM -> first Ping p50 " +
+           std::to_string(Ms(c.ours_clone_ns)) + " ms, Pss per VM " +
+           std::to_string(MiB(c.ours_pss_per_vm)) + " MiB)\n";
+    if (!c.cold_boot_skipped.empty()) {
+      out += "  cold boot by our VMM: not measured: " + c.cold_boot_skipped + "\n";
+    } else {
+      std::snprintf(line, sizeof line, "  cold boot by our VMM (no template): %.1f ms, %.1fx a clone\n",
+                    Ms(c.cold_boot_ns),
+                    c.ours_clone_ns ? double(c.cold_boot_ns) / double(c.ours_clone_ns) : 0.0);
+      out += line;
+    }
+    if (!c.qemu_skipped.empty()) {
+      out += "  Kata-style QEMU templating: not measured: " + c.qemu_skipped + "\n";
+    } else {
+      std::snprintf(line, sizeof line,
+                    "  Kata-style QEMU templating (%s, %s, %u clones): spawn -> ready p50 %.1f ms "
+                    "(%.1fx ours), Pss %.2f MiB per clone (%.1fx ours)\n",
+                    c.qemu_accel.c_str(), c.qemu_readiness.c_str(), c.qemu_clones,
+                    Ms(c.qemu_clone_ns),
+                    c.ours_clone_ns ? double(c.qemu_clone_ns) / double(c.ours_clone_ns) : 0.0,
+                    MiB(c.qemu_pss_per_vm),
+                    c.ours_pss_per_vm > 0 ? c.qemu_pss_per_vm / c.ours_pss_per_vm : 0.0);
       out += line;
     }
   }

@@ -1,4 +1,4 @@
-// Host KVM tier: `kata-factory bench --self --mode all --count 20 --json`
+// Host KVM tier: `kata-factory bench --self --mode all --count 20 --compare --json`
 // on the bare guest, end to end (an in-process daemon, its template, real
 // clones), and the JSON it prints. Skips (with the reason) where KVM is not
 // usable; the nested tier can run this same binary ($KF_BINARY).
@@ -51,7 +51,7 @@ TEST(KvmBench, SelfAllModesOnTheBareGuest) {
   ASSERT_GE(fd, 0);
   ::close(fd);
   const std::string cmd =
-      Binary() + " bench --self --mode all --count 20 --json --quiet 2>" + err_path + " </dev/null";
+      Binary() + " bench --self --mode all --count 20 --compare --json --quiet 2>" + err_path + " </dev/null";
   FILE* p = ::popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string out;
@@ -78,6 +78,17 @@ TEST(KvmBench, SelfAllModesOnTheBareGuest) {
   EXPECT_EQ(At(target, "guest").string_value(), "bare");
   EXPECT_EQ(At(target, "template_mem_bytes").number_value(), 128 << 20);
   EXPECT_GT(At(target, "template_boot_ms").number_value(), 0);
+  // --compare on the bare guest: our cold boot against our clone; the QEMU
+  // peer skipped, saying why.
+  const Struct& compare = At(root, "compare").struct_value();
+  EXPECT_GT(At(compare, "cold_boot_ms").number_value(), 0);
+  EXPECT_GT(At(compare, "ours_clone_ms").number_value(), 0);
+  EXPECT_GT(At(compare, "cold_boot_over_clone").number_value(), 1.0)
+      << "a cold boot (64 MiB written by the guest) should take longer than a clone";
+  EXPECT_NE(At(At(compare, "qemu_templating").struct_value(), "skipped")
+                .string_value()
+                .find("bare"),
+            std::string::npos);
 
   // Latency: 20 pool hits (all of them hits: the pool was full each time)
   // and 20 misses.

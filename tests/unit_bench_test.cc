@@ -53,13 +53,17 @@ TEST(BenchCli, HelpNamesEveryMode) {
   CliRun r = Cli("bench --help");
   EXPECT_EQ(r.status, 0);
   for (const char* word : {"latency", "throughput", "density", "working-set", "--mem-budget",
-                           "--dirty-pages", "--ksm", "--json", "--self", "--socket"})
+                           "--dirty-pages", "--ksm", "--json", "--self", "--socket", "--compare",
+                           "--qemu-clones"})
     EXPECT_NE(r.output.find(word), std::string::npos) << word;
   EXPECT_NE(Cli("--help").output.find("bench"), std::string::npos);
 }
 
 TEST(BenchCli, BadUsageIsExit2WithOneLine) {
   for (const char* args : {"bench --mode fast",
+                           "bench --qemu-clones 3",
+                           "bench --compare --qemu-clones 0",
+                           "bench --compare --qemu-clones 101",
                            "bench --count 0",
                            "bench --count -1",
                            "bench --count abc",

@@ -16,6 +16,7 @@
 #include "bench/ksm.h"
 #include "bench/latency.h"
 #include "bench/machine.h"
+#include "bench/compare.h"
 #include "bench/report.h"
 #include "bench/stats.h"
 #include "bench/target.h"
@@ -34,7 +35,8 @@ constexpr char kBenchHelp[] =
     "Usage: kata-factory bench [--self | --socket PATH] [--guest bare|linux] [--template NAME]\n"
     "                          [--mode latency|throughput|density|working-set|all] [--count N]\n"
     "                          [--clients K] [--mem-budget SIZE] [--dirty-pages LIST] [--ksm]\n"
-    "                          [--guest-dir G] [--timeout S] [--json] [--quiet]\n"
+    "                          [--guest-dir G] [--timeout S] [--compare [--qemu-clones N]]\n"
+    "                          [--json] [--quiet]\n"
     "  Measure VMs from the factory daemon, as a client of its gRPC API gets them.\n"
     "  --self        (default) start a daemon in this process, with temporary run and\n"
     "                state directories and its own template: --guest bare (default;\n"
@@ -63,6 +65,14 @@ constexpr char kBenchHelp[] =
     "  --ksm         density also with KSM on: pages_shared/pages_sharing, bytes saved\n"
     "                (needs root; ksmd's settings are put back)\n"
     "  --timeout S   deadline of each GetVM (default 60)\n"
+    "  --compare     the peers in this run, as ratios to our clones (pool-miss latency\n"
+    "                and density's Pss per VM, when those modes ran): cold boot of the\n"
+    "                guest by our VMM without a template (the --self template's boot),\n"
+    "                and, for --guest linux, Kata-style QEMU templating (bench/peers:\n"
+    "                a QEMU template with its RAM in a shared file, clones started with\n"
+    "                -incoming and x-ignore-shared; qemu-system-x86_64, KVM when\n"
+    "                usable); a peer that cannot run is reported as skipped, with why\n"
+    "  --qemu-clones N  QEMU clones for --compare (default 5)\n"
     "  --json        one JSON object on stdout (docs/BENCHMARKS.md, \"How to run\")\n"
     "  --quiet       no progress bar, no notes on stderr\n"
     "  A progress bar goes to stderr when it is a terminal. Exit status: 0 measured,\n"
@@ -96,9 +106,9 @@ struct Plan {
 }  // namespace
 
 int BenchCommand(const Argv& argv) {
-  auto args = Args::Parse(argv, {"self", "ksm", "json", "quiet", "help"},
+  auto args = Args::Parse(argv, {"self", "ksm", "json", "quiet", "compare", "help"},
                           {"socket", "guest", "template", "mode", "count", "clients", "mem-budget",
-                           "dirty-pages", "guest-dir", "timeout"});
+                           "dirty-pages", "guest-dir", "timeout", "qemu-clones"});
   if (!args.ok()) return Fail(args.error().message(), kExitUsage);
   if (args->Has("help")) return std::fputs(kBenchHelp, stdout), 0;
   if (!args->positional().empty())
@@ -161,6 +171,13 @@ int BenchCommand(const Argv& argv) {
     if (!l.ok()) return Fail("--dirty-pages: " + l.error().message(), kExitUsage);
     dirty_pages = *l;
   }
+
+  auto qemu_clones = args->GetUint("qemu-clones", 5);
+  if (!qemu_clones.ok()) return Fail(qemu_clones.error().message(), kExitUsage);
+  if (args->Has("qemu-clones") && !args->Has("compare"))
+    return Fail("--qemu-clones is for --compare", kExitUsage);
+  if (*qemu_clones < 1 || *qemu_clones > 100)
+    return Fail("--qemu-clones must be 1 to 100", kExitUsage);
 
   // What can be refused before any VM exists.
   const uint64_t density_count = count_given ? *count : 1000;
@@ -234,6 +251,13 @@ int BenchCommand(const Argv& argv) {
       o.pages = dirty_pages;
       if (count_given) o.vms = std::min(*count, kMaxWorkingSetVms);
       ASSIGN_OR_RETURN(report.working_set, bench::RunWorkingSet(*target, o, progress));
+    }
+    if (args->Has("compare")) {
+      bench::CompareOptions co;
+      co.guest_dir = args->Get("guest-dir", DefaultGuestDir());
+      co.qemu_clones = static_cast<uint32_t>(*qemu_clones);
+      co.progress = !quiet;
+      RETURN_IF_ERROR(bench::RunCompare(&report, co));
     }
     return Status::Ok();
   };
