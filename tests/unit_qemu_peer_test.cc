@@ -13,6 +13,7 @@
 
 #include "bench/peers/qemu_templating.h"
 #include "bench/peers/qmp_client.h"
+#include "factory/cli/json.h"
 
 namespace kf::peers {
 namespace {
@@ -52,7 +53,7 @@ TEST(PeerJson, RejectsMalformed) {
     EXPECT_FALSE(ParseJson(bad).ok()) << bad;
   std::string deep(200, '[');
   EXPECT_FALSE(ParseJson(deep + std::string(200, ']')).ok());
-  EXPECT_EQ(JsonQuote("a\"b\\\n\x01"), "\"a\\\"b\\\\\\n\\u0001\"");
+  EXPECT_EQ(cli::Json::Quote("a\"b\\\n\x01"), "\"a\\\"b\\\\\\n\\u0001\"");
 }
 
 TEST(PeerQmp, ClassifiesLines) {

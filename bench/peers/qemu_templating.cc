@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "bench/peers/qmp_client.h"
+#include "factory/cli/json.h"
 #include "vmm-glue/unique_fd.h"
 
 namespace kf::peers {
@@ -287,7 +288,7 @@ Status WaitMigration(QmpClient& qmp, Clock::time_point deadline, const std::stri
   }
 }
 
-std::string Field(const std::string& k, const std::string& v) { return JsonQuote(k) + ":" + v; }
+std::string Field(const std::string& k, const std::string& v) { return cli::Json::Quote(k) + ":" + v; }
 std::string U(uint64_t v) { return std::to_string(v); }
 std::string I(int64_t v) { return std::to_string(v); }
 std::string D(double v) {
@@ -572,7 +573,7 @@ Result<PeerReport> MeasureQemuTemplating(const QemuPeerOptions& in) {
         qmp.Execute("migrate-set-capabilities",
                     R"({"capabilities":[{"capability":"x-ignore-shared","state":true}]})"));
     RETURN_IF_ERROR(qmp.Execute(
-        "migrate", "{\"uri\":" + JsonQuote("exec:cat > " + ShellQuote(state_file)) + "}"));
+        "migrate", "{\"uri\":" + cli::Json::Quote("exec:cat > " + ShellQuote(state_file)) + "}"));
     RETURN_IF_ERROR(WaitMigration(qmp, save_deadline, "template save"));
     (void)qmp.Execute("quit", "", 2000);  // QEMU may close before it replies
     if (!qemu->WaitExit(std::max(MsLeft(save_deadline), 1000)))
@@ -613,7 +614,7 @@ Result<PeerReport> MeasureQemuTemplating(const QemuPeerOptions& in) {
         qmp.Execute("migrate-set-capabilities",
                     R"({"capabilities":[{"capability":"x-ignore-shared","state":true}]})"));
     RETURN_IF_ERROR(qmp.Execute(
-        "migrate-incoming", "{\"uri\":" + JsonQuote("exec:cat " + ShellQuote(state_file)) + "}"));
+        "migrate-incoming", "{\"uri\":" + cli::Json::Quote("exec:cat " + ShellQuote(state_file)) + "}"));
     {
       auto st = WaitMigration(qmp, deadline, what);
       if (!st.ok()) return st.error().Context("(QEMU log: " + Tail(c->log(), 600) + ")");
@@ -657,29 +658,29 @@ Result<PeerReport> MeasureQemuTemplating(const QemuPeerOptions& in) {
 
 std::string PeerReportJson(const PeerReport& r) {
   std::string o = "{";
-  o += Field("peer", JsonQuote("kata_qemu_templating")) + ",";
-  o += Field("qemu_binary", JsonQuote(r.qemu_binary)) + ",";
-  o += Field("qemu_version", JsonQuote(r.qemu_version)) + ",";
-  o += Field("accel", JsonQuote(r.accel)) + ",";
-  o += Field("machine", JsonQuote(r.machine)) + ",";
-  o += Field("cmdline", JsonQuote(r.cmdline)) + ",";
+  o += Field("peer", cli::Json::Quote("kata_qemu_templating")) + ",";
+  o += Field("qemu_binary", cli::Json::Quote(r.qemu_binary)) + ",";
+  o += Field("qemu_version", cli::Json::Quote(r.qemu_version)) + ",";
+  o += Field("accel", cli::Json::Quote(r.accel)) + ",";
+  o += Field("machine", cli::Json::Quote(r.machine)) + ",";
+  o += Field("cmdline", cli::Json::Quote(r.cmdline)) + ",";
   o += Field("mem_mib", U(r.mem_mib)) + ",";
   o += Field("vcpus", U(r.vcpus)) + ",";
-  o += Field("readiness", JsonQuote(ReadinessName(r.readiness))) + ",";
-  o += Field("readiness_note", JsonQuote(r.readiness_note)) + ",";
+  o += Field("readiness", cli::Json::Quote(ReadinessName(r.readiness))) + ",";
+  o += Field("readiness_note", cli::Json::Quote(r.readiness_note)) + ",";
   o += Field("template", "{" + Field("boot_ns", U(r.template_boot_ns)) + "," +
-                             Field("ready_by", JsonQuote(r.template_ready_by)) + "," +
+                             Field("ready_by", cli::Json::Quote(r.template_ready_by)) + "," +
                              Field("save_ns", U(r.template_save_ns)) + "," +
                              Field("state_file_bytes", U(r.state_file_bytes)) + "," +
                              Field("memory_file_bytes", U(r.memory_file_bytes)) + "}") +
        ",";
-  o += JsonQuote("clones") + ":[";
+  o += cli::Json::Quote("clones") + ":[";
   for (size_t i = 0; i < r.clones.size(); ++i) {
     const auto& c = r.clones[i];
     o += std::string(i ? "," : "") + "{" + Field("pid", I(c.pid)) + "," + Field("cid", U(c.cid)) +
          "," + Field("qmp_ns", U(c.qmp_ns)) + "," + Field("migrated_ns", U(c.migrated_ns)) + "," +
          Field("running_ns", U(c.running_ns)) + "," + Field("ready_ns", U(c.ready_ns)) + "," +
-         Field("readiness", JsonQuote(ReadinessName(c.readiness))) + "," +
+         Field("readiness", cli::Json::Quote(ReadinessName(c.readiness))) + "," +
          Field("rss_bytes", U(c.memory.rss)) + "," + Field("pss_bytes", U(c.memory.pss)) + "," +
          Field("pss_anon_bytes", U(c.memory.pss_anon)) + "," +
          Field("pss_file_bytes", U(c.memory.pss_file)) + "," +

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <thread>
 
+#include "factory/cli/json.h"
+
 namespace kf::peers {
 namespace {
 
@@ -285,38 +287,6 @@ std::string JsonValue::GetString(const std::string& key) const {
   return v != nullptr && v->is_string() ? v->str() : std::string();
 }
 
-std::string JsonQuote(const std::string& s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-          out += buf;
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  return out + "\"";
-}
-
 std::string JsonValue::Dump() const {
   switch (type_) {
     case Type::kNull:
@@ -332,7 +302,7 @@ std::string JsonValue::Dump() const {
       return buf;
     }
     case Type::kString:
-      return JsonQuote(string_);
+      return cli::Json::Quote(string_);
     case Type::kArray: {
       std::string out = "[";
       for (size_t i = 0; i < items_.size(); ++i) out += (i ? "," : "") + items_[i].Dump();
@@ -342,7 +312,7 @@ std::string JsonValue::Dump() const {
       std::string out = "{";
       bool first = true;
       for (const auto& [k, v] : members_) {
-        out += (first ? "" : ",") + JsonQuote(k) + ":" + v.Dump();
+        out += (first ? "" : ",") + cli::Json::Quote(k) + ":" + v.Dump();
         first = false;
       }
       return out + "}";
@@ -381,7 +351,7 @@ Result<QmpMessage> ParseQmpLine(const std::string& line) {
 }
 
 std::string QmpCommandLine(const std::string& name, const std::string& arguments_json) {
-  std::string out = "{\"execute\":" + JsonQuote(name);
+  std::string out = "{\"execute\":" + cli::Json::Quote(name);
   if (!arguments_json.empty()) out += ",\"arguments\":" + arguments_json;
   return out + "}\n";
 }

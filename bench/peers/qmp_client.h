@@ -64,9 +64,6 @@ class JsonValue {
 // Parses one JSON document (surrounding whitespace allowed, nothing else).
 Result<JsonValue> ParseJson(const std::string& text);
 
-// `s` as a JSON string literal, quotes included.
-std::string JsonQuote(const std::string& s);
-
 // What one QMP line is.
 struct QmpMessage {
   enum class Kind { kGreeting, kReturn, kError, kEvent };
