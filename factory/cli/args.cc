@@ -5,6 +5,31 @@
 
 namespace kf::cli {
 
+Result<ParsedOption> ParseOption(const std::vector<std::string>& argv, size_t* i,
+                                 const std::set<std::string>& flags,
+                                 const std::set<std::string>& options) {
+  ParsedOption o;
+  o.name = argv[*i].substr(2);
+  bool has_value = false;
+  if (auto eq = o.name.find('='); eq != std::string::npos) {
+    o.value = o.name.substr(eq + 1);
+    o.name = o.name.substr(0, eq);
+    has_value = true;
+  }
+  if (flags.count(o.name)) {
+    if (has_value) return Error("--" + o.name + " takes no value");
+    o.value = "1";
+  } else if (options.count(o.name)) {
+    if (!has_value) {
+      if (*i + 1 >= argv.size()) return Error("--" + o.name + " needs a value");
+      o.value = argv[++*i];
+    }
+  } else {
+    return Error("unknown option --" + o.name + " (see --help)");
+  }
+  return o;
+}
+
 Result<Args> Args::Parse(const std::vector<std::string>& argv,
                          const std::set<std::string>& flags,
                          const std::set<std::string>& options) {
@@ -15,25 +40,8 @@ Result<Args> Args::Parse(const std::vector<std::string>& argv,
       a.positional_.push_back(arg);
       continue;
     }
-    std::string name = arg.substr(2), value;
-    bool has_value = false;
-    if (auto eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-      has_value = true;
-    }
-    if (flags.count(name)) {
-      if (has_value) return Error("--" + name + " takes no value");
-      a.values_[name] = "1";
-    } else if (options.count(name)) {
-      if (!has_value) {
-        if (i + 1 >= argv.size()) return Error("--" + name + " needs a value");
-        value = argv[++i];
-      }
-      a.values_[name] = value;
-    } else {
-      return Error("unknown option --" + name + " (see --help)");
-    }
+    ASSIGN_OR_RETURN(ParsedOption o, ParseOption(argv, &i, flags, options));
+    a.values_[o.name] = o.value;
   }
   return a;
 }

@@ -12,6 +12,17 @@
 
 namespace kf::cli {
 
+// One option at argv[*i], which starts with "--" and is not "--":
+// "--name", "--name=value" or "--name value", checked against `flags` (no
+// value; reads as "1") and `options` (one value, the next argument when not
+// given with '='). *i is left on the last argument used.
+struct ParsedOption {
+  std::string name, value;
+};
+Result<ParsedOption> ParseOption(const std::vector<std::string>& argv, size_t* i,
+                                 const std::set<std::string>& flags,
+                                 const std::set<std::string>& options);
+
 class Args {
  public:
   // `flags` take no value; `options` take one.

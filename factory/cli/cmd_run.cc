@@ -105,26 +105,11 @@ Result<RunArgs> ParseRunArgs(const Argv& argv) {
       a.command.assign(argv.begin() + i, argv.end());
       break;
     }
-    std::string name = arg.substr(2), value;
-    bool has_value = false;
-    if (auto eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-      has_value = true;
-    }
-    if (kFlags.count(name)) {
-      if (has_value) return Error("--" + name + " takes no value");
-      a.values[name] = "1";
-    } else if (kOptions.count(name)) {
-      if (!has_value) {
-        if (i + 1 >= argv.size()) return Error("--" + name + " needs a value");
-        value = argv[++i];
-      }
-      if (name == "env") a.env.push_back(value);
-      else a.values[name] = value;
-    } else {
-      return Error("unknown option --" + name + " (see --help)");
-    }
+    ASSIGN_OR_RETURN(ParsedOption o, ParseOption(argv, &i, kFlags, kOptions));
+    if (o.name == "env")
+      a.env.push_back(o.value);  // repeatable
+    else
+      a.values[o.name] = o.value;
   }
   return a;
 }
