@@ -20,6 +20,7 @@
 #include "factory/daemon/daemon_server.h"
 #include "snapshot/template_files.h"
 #include "vmm-glue/kvm.h"
+#include "tests/cli_run.h"
 
 namespace kf::bench {
 namespace {
@@ -27,20 +28,8 @@ namespace {
 using google::protobuf::Struct;
 using google::protobuf::Value;
 
-struct CliRun {
-  int status;
-  std::string output;
-};
-
-CliRun Cli(const std::string& args) {
-  std::string cmd = std::string(KF_BINARY) + " " + args + " 2>&1 </dev/null";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 512> buf;
-  while (p && std::fgets(buf.data(), buf.size(), p)) out += buf.data();
-  int st = p ? ::pclose(p) : -1;
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using kf::testing::Cli;
+using kf::testing::CliRun;
 
 const Value& At(const Struct& s, const std::string& key) {
   static const Value kMissing;

@@ -10,23 +10,12 @@
 #include <string>
 
 #include "factory/cli/args.h"
+#include "tests/cli_run.h"
 
 namespace {
 
-struct CliRun {
-  int status;
-  std::string output;
-};
-
-CliRun Cli(const std::string& args) {
-  std::string cmd = std::string(KF_BINARY) + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 512> buf;
-  while (p && std::fgets(buf.data(), buf.size(), p)) out += buf.data();
-  int st = p ? ::pclose(p) : -1;
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using kf::testing::Cli;
+using kf::testing::CliRun;
 
 TEST(Cli, HelpTellsTheVerbs) {
   CliRun r = Cli("--help");

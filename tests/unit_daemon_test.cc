@@ -32,6 +32,7 @@
 #include "factory/daemon/warm_pool.h"
 #include "proto/factory.grpc.pb.h"
 #include "snapshot/template_files.h"
+#include "tests/cli_run.h"
 
 namespace kf::daemon {
 namespace {
@@ -581,20 +582,8 @@ TEST_F(DaemonTest, RestartCleansWhatADeadDaemonLeft) {
 
 // ---- The verbs that talk to the daemon -----------------------------------------------
 
-struct CliRun {
-  int status;
-  std::string output;
-};
-
-CliRun Cli(const std::string& args) {
-  std::string cmd = std::string(KF_BINARY) + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[512];
-  while (p && std::fgets(buf, sizeof buf, p)) out += buf;
-  int st = p ? ::pclose(p) : -1;
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using kf::testing::Cli;
+using kf::testing::CliRun;
 
 TEST(DaemonCli, HelpAndUsage) {
   const CliRun top = Cli("--help");

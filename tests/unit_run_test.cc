@@ -37,6 +37,7 @@
 #include "factory/container_session.h"
 #include "factory/oci_bundle.h"
 #include "proto/factory.grpc.pb.h"
+#include "tests/cli_run.h"
 
 namespace {
 
@@ -45,20 +46,8 @@ namespace pb = katafactory::agent::v1;
 
 // ---- The binary -------------------------------------------------------------
 
-struct CliRun {
-  int status;
-  std::string output;
-};
-
-CliRun Cli(const std::string& args) {
-  std::string cmd = std::string(KF_BINARY) + " " + args + " 2>&1 </dev/null";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 512> buf;
-  while (p && std::fgets(buf.data(), buf.size(), p)) out += buf.data();
-  int st = p ? ::pclose(p) : -1;
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using kf::testing::Cli;
+using kf::testing::CliRun;
 
 TEST(RunCli, HelpSaysHowAndTheExitStatuses) {
   CliRun r = Cli("run --help");
