@@ -2,24 +2,14 @@
 
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <vector>
 
 #include "bench/peers/qemu_templating.h"
+#include "bench/stats.h"
 #include "vmm-glue/kvm.h"
 
 namespace kf::bench {
-
-namespace {
-
-uint64_t Median(std::vector<uint64_t> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[(v.size() - 1) / 2];
-}
-
-}  // namespace
 
 Status RunCompare(BenchReport* r, const CompareOptions& o) {
   CompareResult c;
@@ -60,8 +50,9 @@ Status RunCompare(BenchReport* r, const CompareOptions& o) {
       c.qemu_template_boot_ns = peer->template_boot_ns;
       std::vector<uint64_t> ready;
       for (const auto& s : peer->clones) ready.push_back(s.ready_ns);
-      c.qemu_clone_ns = Median(ready);
-      c.qemu_clone_max_ns = ready.empty() ? 0 : *std::max_element(ready.begin(), ready.end());
+      const LatencySummary clones = Summarize(ready);
+      c.qemu_clone_ns = clones.p50_ns;
+      c.qemu_clone_max_ns = clones.max_ns;
       c.qemu_pss_per_vm = peer->MeanPss();
       c.qemu_private_dirty_per_vm = peer->MeanPrivateDirty();
       c.qemu_mem_available_per_vm = peer->MemAvailableDeltaPerClone();
