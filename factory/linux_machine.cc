@@ -112,11 +112,7 @@ Result<std::unique_ptr<LinuxMachine>> LinuxMachine::Create(const Kvm& kvm, Guest
   ASSIGN_OR_RETURN(m->vsock_, vsock::HybridVsock::Create(mem, linux_layout::kVsockMmioGpa, vo));
   // Edge-triggered (the DSDT says so): a pulse per notification. Linux's
   // handler reads InterruptStatus, so pulses that merge lose nothing.
-  m->vsock_->transport().set_interrupt_hook([self] {
-    Status s = self->vm_.SetIrqLine(linux_layout::kVsockGsi, true);
-    if (s.ok()) s = self->vm_.SetIrqLine(linux_layout::kVsockGsi, false);
-    if (!s.ok()) self->Fail(s.error());
-  });
+  m->vsock_->transport().set_interrupt_hook([self] { self->PulseGsi(linux_layout::kVsockGsi); });
 
   if (options.rootfs != nullptr) {
     const PmemBacking& b = *options.rootfs;
@@ -130,11 +126,7 @@ Result<std::unique_ptr<LinuxMachine>> LinuxMachine::Create(const Kvm& kvm, Guest
     RETURN_IF_ERROR(m->vm_.SetMemorySlot(linux_layout::kPmemSlot, linux_layout::kPmemGpa, b.size,
                                          b.mapping.data(), b.read_only));
     ASSIGN_OR_RETURN(m->pmem_, pmem::VirtioPmem::Create(mem, linux_layout::kPmemMmioGpa, po));
-    m->pmem_->transport().set_interrupt_hook([self] {
-      Status s = self->vm_.SetIrqLine(linux_layout::kPmemGsi, true);
-      if (s.ok()) s = self->vm_.SetIrqLine(linux_layout::kPmemGsi, false);
-      if (!s.ok()) self->Fail(s.error());
-    });
+    m->pmem_->transport().set_interrupt_hook([self] { self->PulseGsi(linux_layout::kPmemGsi); });
   }
 
   ASSIGN_OR_RETURN(m->console_, LinuxConsole::Open(options.console_log, options.console_sock));
@@ -237,6 +229,12 @@ void LinuxMachine::RequestStop() {
   if (vcpu_thread_.joinable()) ::pthread_kill(vcpu_thread_.native_handle(), kKickSignal);
   const uint64_t one = 1;
   if (wake_.valid()) (void)!::write(wake_.get(), &one, sizeof one);
+}
+
+void LinuxMachine::PulseGsi(uint32_t gsi) {
+  Status s = vm_.SetIrqLine(gsi, true);
+  if (s.ok()) s = vm_.SetIrqLine(gsi, false);
+  if (!s.ok()) Fail(s.error());
 }
 
 void LinuxMachine::Fail(Error e) {

@@ -106,6 +106,9 @@ class LinuxMachine {
   void VcpuThread();
   void DeviceThread();
   void Fail(Error e);
+  // An edge on `gsi` (virtio-mmio used-buffer notifications; the DSDT
+  // declares them edge-triggered). A KVM error fails the machine.
+  void PulseGsi(uint32_t gsi);
 
   GuestMemoryView mem_;
   Vm vm_;
