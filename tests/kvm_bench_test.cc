@@ -16,16 +16,14 @@
 #include <string>
 
 #include "vmm-glue/kvm.h"
+#include "tests/cli_run.h"
 
 namespace {
 
 using google::protobuf::Struct;
 using google::protobuf::Value;
 
-std::string Binary() {
-  const char* env = std::getenv("KF_BINARY");
-  return env != nullptr && *env != '\0' ? env : KF_BINARY;
-}
+using kf::testing::KfBinary;
 
 const Value& At(const Struct& s, const std::string& key) {
   static const Value kMissing;
@@ -51,7 +49,8 @@ TEST(KvmBench, SelfAllModesOnTheBareGuest) {
   ASSERT_GE(fd, 0);
   ::close(fd);
   const std::string cmd =
-      Binary() + " bench --self --mode all --count 20 --compare --json --quiet 2>" + err_path + " </dev/null";
+      KfBinary() + " bench --self --mode all --count 20 --compare --json --quiet 2>" + err_path +
+      " </dev/null";
   FILE* p = ::popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string out;

@@ -23,6 +23,7 @@
 #include "factory/daemon/daemon_server.h"
 #include "factory/daemon/run_dir.h"
 #include "proto/factory.grpc.pb.h"
+#include "tests/cli_run.h"
 
 extern char** environ;
 
@@ -42,12 +43,7 @@ bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeou
   return pred();
 }
 
-// The kata-factory binary under test: the build's, or $KF_BINARY where the
-// build tree is not (the nested tier copies the binary elsewhere).
-std::string Binary() {
-  const char* env = std::getenv("KF_BINARY");
-  return env != nullptr && *env != '\0' ? env : KF_BINARY;
-}
+using kf::testing::KfBinary;
 
 bool Alive(pid_t pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
@@ -84,7 +80,7 @@ class KvmDaemonTest : public ::testing::Test {
     options_.socket = root_ + "/factory.sock";
     options_.run_dir = root_ + "/run";
     options_.state_dir = root_ + "/state";
-    options_.zygote_exe = Binary();
+    options_.zygote_exe = KfBinary();
     options_.mem_floor_bytes = 0;
   }
   void TearDown() override {
@@ -258,7 +254,7 @@ TEST_F(KvmDaemonTest, LeaseExpires) {
 
 // kata-factory daemon as a child process.
 pid_t SpawnDaemon(const DaemonOptions& o) {
-  std::vector<std::string> args = {Binary(),    "daemon",        "--socket",  o.socket,
+  std::vector<std::string> args = {KfBinary(),    "daemon",        "--socket",  o.socket,
                                    "--run-dir",  o.run_dir,       "--state-dir", o.state_dir,
                                    "--pool-size", "2",            "--mem-floor-mib", "0",
                                    // not the default 9464: daemons side by side
