@@ -1,22 +1,18 @@
 #include "factory/linux_sandbox.h"
 
 #include "factory/clock.h"
+#include "factory/jail/jail.h"
 #include "factory/linux_machine.h"
 #include "factory/sandbox_control.h"
 #include "memshare/guest_backing.h"
 
 namespace kf {
 
-namespace {
-
-// RUN/<id>/agent.sock -> RUN/<id>/<name>; empty when there is no agent.sock.
-std::string Beside(const std::string& agent_sock, const char* name) {
+std::string BesideAgentSock(const std::string& agent_sock, const char* name) {
   if (agent_sock.empty()) return "";
   const size_t slash = agent_sock.rfind('/');
   return (slash == std::string::npos ? std::string() : agent_sock.substr(0, slash + 1)) + name;
 }
-
-}  // namespace
 
 Status RunLinuxSandboxVmm(const Kvm& kvm, const LoadedTemplate& tmpl, int control_fd,
                           const SandboxOptions& options, SandboxTimings timings) {
@@ -29,8 +25,8 @@ Status RunLinuxSandboxVmm(const Kvm& kvm, const LoadedTemplate& tmpl, int contro
 
   LinuxMachineOptions mo;
   mo.agent_sock = options.agent_sock;
-  mo.console_sock = Beside(options.agent_sock, "console.sock");
-  mo.console_log = Beside(options.agent_sock, "console.log");
+  mo.console_sock = BesideAgentSock(options.agent_sock, "console.sock");
+  mo.console_log = BesideAgentSock(options.agent_sock, "console.log");
   if (tmpl.rootfs.has_value()) mo.rootfs = &*tmpl.rootfs;
   ASSIGN_OR_RETURN(auto machine, LinuxMachine::Create(kvm, view, mo));
   timings.vm_created_ns = MonotonicNs();
@@ -47,6 +43,9 @@ Status RunLinuxSandboxVmm(const Kvm& kvm, const LoadedTemplate& tmpl, int contro
     }
     return *done;
   });
+  // Restored and listening: from here on only the calls of a running VMM
+  // (Start only adds threads, which the filter allows).
+  RETURN_IF_ERROR(EnterJail(options.jail));
   RETURN_IF_ERROR(machine->Start());
   SendListening(control_fd);
   ASSIGN_OR_RETURN(LinuxStop why, machine->Join());

@@ -9,6 +9,7 @@
 #include "factory/bare_ports.h"
 #include "factory/bare_template.h"
 #include "factory/clock.h"
+#include "factory/jail/jail.h"
 #include "factory/linux_sandbox.h"
 #include "factory/sandbox_control.h"
 #include "memshare/guest_backing.h"
@@ -62,6 +63,8 @@ Status RunSandboxVmm(const Kvm& kvm, const LoadedTemplate& tmpl, int control_fd,
   RETURN_IF_ERROR(bus.AddMmio(KF_BARE_VSOCK_MMIO_GPA, vsock::kMmioWindowSize, vsock->mmio(),
                               "virtio-vsock"));
 
+  // Restored and listening: from here on only the calls of a running VMM.
+  RETURN_IF_ERROR(EnterJail(options.jail));
   SendListening(control_fd);
 
   ASSIGN_OR_RETURN(StopReason why, RunVcpu(vcpu, bus));

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "factory/jail/jail_options.h"
 #include "factory/loaded_template.h"
 #include "factory/sandbox_protocol.h"
 #include "vmm-glue/kvm.h"
@@ -17,6 +18,12 @@ struct SandboxOptions {
   // Where the clone's hybrid-vsock socket goes (RUN/<id>/agent.sock); the
   // directory must exist. Guest-initiated connections go to <path>_<port>.
   std::string agent_sock;
+  // The confinement entered before the guest runs (factory/jail/).
+  JailOptions jail;
+  // A cgroup v2 directory (O_DIRECTORY fd) the sandbox moves into right
+  // after the fork; -1: none. The requester's fd, sent to the zygote with
+  // the request.
+  int cgroup_fd = -1;
 };
 
 // Runs in the forked child; returns when the control socket closes (ok) or

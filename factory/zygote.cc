@@ -14,6 +14,9 @@
 #include <cstring>
 
 #include "factory/clock.h"
+#include "factory/jail/cgroup.h"
+#include "factory/jail/jail.h"
+#include "factory/linux_sandbox.h"
 
 extern char** environ;
 
@@ -54,7 +57,7 @@ Status SendWithFds(int sock, const void* buf, size_t len, const int* fds, int nf
     std::memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
   }
   while (::sendmsg(sock, &msg, MSG_NOSIGNAL) < 0) {
-    if (errno != EINTR) return Error::Sys("sendmsg to zygote peer");
+    if (errno != EINTR) return Error::Sys("sendmsg to zygote peer (clone request or reply)");
   }
   return Status::Ok();
 }
@@ -84,7 +87,7 @@ Result<ssize_t> RecvWithFds(int sock, void* buf, size_t len, UniqueFd* fds, int 
       else ::close(fd);
     }
   }
-  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return Error("zygote message truncated");
+  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return Error("zygote message truncated", EMSGSIZE);
   return n;
 }
 
@@ -96,12 +99,25 @@ void ReplyError(int sock, const std::string& what) {
 
 // The sandbox child: becomes the VMM for one clone, then exits.
 [[noreturn]] void SandboxChild(const Kvm& kvm, const LoadedTemplate& tmpl, int control_fd,
-                               const SandboxOptions& options, uint64_t fork_ns) {
+                               SandboxOptions options, uint64_t fork_ns) {
   SandboxTimings timings;
   timings.fork_ns = fork_ns;
   timings.child_start_ns = MonotonicNs();
   ::signal(SIGCHLD, SIG_DFL);
-  Status s = RunSandboxVmm(kvm, tmpl, control_fd, options, timings);
+  // Nothing the zygote holds for anyone else survives into the sandbox:
+  // only /dev/kvm, the template's memory and rootfs image, the control
+  // socket and (until it is entered) the cgroup directory.
+  CloseAllExcept({kvm.fd(), tmpl.memory.get(), tmpl.rootfs ? tmpl.rootfs->fd.get() : -1,
+                  control_fd, options.cgroup_fd});
+  Status s = Status::Ok();
+  if (options.cgroup_fd >= 0) {
+    // Before guest memory is touched, so all of it is charged to the clone.
+    s = EnterCgroup(options.cgroup_fd);
+    ::close(options.cgroup_fd);
+    options.cgroup_fd = -1;
+    if (!s.ok()) s = s.error().Context("entering the sandbox's cgroup");
+  }
+  if (s.ok()) s = RunSandboxVmm(kvm, tmpl, control_fd, options, timings);
   if (!s.ok()) {
     std::fprintf(stderr, "kata-factory sandbox %d: %s\n", getpid(), s.error().message().c_str());
     ::_exit(1);
@@ -109,7 +125,7 @@ void ReplyError(int sock, const std::string& what) {
   ::_exit(0);
 }
 
-[[noreturn]] void ZygoteMain(LoadedTemplate tmpl, int sock) {
+[[noreturn]] void ZygoteMain(LoadedTemplate tmpl, int sock, const JailOptions& jail) {
   ::prctl(PR_SET_NAME, "kf-zygote");
   // Children are reaped by the kernel; requesters watch them via pidfds.
   struct sigaction sa {};
@@ -119,12 +135,17 @@ void ReplyError(int sock, const std::string& what) {
   auto kvm = Kvm::Open();
   for (;;) {
     ZygoteRequest req;
-    ssize_t n = ::recv(sock, &req, sizeof req, 0);
-    if (n == 0) ::_exit(0);  // the requester is gone
-    if (n < 0) {
-      if (errno == EINTR) continue;
+    UniqueFd cgroup;  // the clone's cgroup directory, when the requester has one
+    auto got = RecvWithFds(sock, &req, sizeof req, &cgroup, 1);
+    if (!got.ok()) {
+      if (got.error().sys_errno() == EMSGSIZE) {
+        ReplyError(sock, "malformed zygote request");
+        continue;
+      }
       ::_exit(1);
     }
+    const ssize_t n = *got;
+    if (n == 0) ::_exit(0);  // the requester is gone
     if (n != sizeof req || req.magic != kZygoteMagic ||
         ::memchr(req.agent_sock, 0, sizeof req.agent_sock) == nullptr || req.agent_sock[0] == 0) {
       ReplyError(sock, "malformed zygote request");
@@ -142,11 +163,11 @@ void ReplyError(int sock, const std::string& what) {
     SandboxOptions options;
     options.mergeable = req.mergeable != 0;
     options.agent_sock = req.agent_sock;
+    options.jail = jail;
+    options.cgroup_fd = cgroup.get();
     const uint64_t fork_ns = MonotonicNs();
     pid_t pid = ::fork();
     if (pid == 0) {
-      ::close(sock);
-      ::close(pair[0]);
       SandboxChild(*kvm, tmpl, pair[1], options, fork_ns);
     }
     ::close(pair[1]);
@@ -168,7 +189,7 @@ void ReplyError(int sock, const std::string& what) {
 
 }  // namespace
 
-Result<Zygote> Zygote::Spawn(LoadedTemplate tmpl) {
+Result<Zygote> Zygote::Spawn(LoadedTemplate tmpl, const JailOptions& jail) {
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
     return Error::Sys("socketpair for zygote");
@@ -185,7 +206,7 @@ Result<Zygote> Zygote::Spawn(LoadedTemplate tmpl) {
     // The zygote dies with its requester; its sandboxes do not (they end
     // when their own control sockets close).
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    ZygoteMain(std::move(tmpl), pair[1]);
+    ZygoteMain(std::move(tmpl), pair[1], jail);
   }
   ::close(pair[1]);
   Zygote z;
@@ -257,7 +278,7 @@ Result<Zygote> Zygote::SpawnProcess(const std::string& exe, const std::string& t
   return z;
 }
 
-void RunZygoteProcess(const std::string& template_dir, int sock) {
+void RunZygoteProcess(const std::string& template_dir, int sock, const JailOptions& jail) {
   // Only the socket survives from the parent beyond stdio.
   if (sock > 3) ::close_range(3, sock - 1, 0);
   ::close_range(sock + 1, ~0U, 0);
@@ -269,7 +290,7 @@ void RunZygoteProcess(const std::string& template_dir, int sock) {
   ZygoteReply hello;
   hello.pid = ::getpid();
   if (!SendWithFds(sock, &hello, sizeof hello, nullptr, 0).ok()) ::_exit(1);
-  ZygoteMain(std::move(*tmpl), sock);
+  ZygoteMain(std::move(*tmpl), sock, jail);
 }
 
 Zygote::~Zygote() { Stop(); }
@@ -305,8 +326,8 @@ Result<CloneHandle> Zygote::Clone(const SandboxOptions& options) {
     return Error("agent socket path '" + options.agent_sock + "' is empty or longer than " +
                  std::to_string(sizeof req.agent_sock - 1) + " bytes (a Unix socket limit)");
   std::memcpy(req.agent_sock, options.agent_sock.data(), options.agent_sock.size());
-  if (::send(socket_.get(), &req, sizeof req, MSG_NOSIGNAL) < 0)
-    return Error::Sys("send clone request to zygote");
+  const int cgroup_fd = options.cgroup_fd;
+  RETURN_IF_ERROR(SendWithFds(socket_.get(), &req, sizeof req, &cgroup_fd, cgroup_fd >= 0 ? 1 : 0));
   ZygoteReply reply;
   UniqueFd fds[2];
   ASSIGN_OR_RETURN(ssize_t n, RecvWithFds(socket_.get(), &reply, sizeof reply, fds, 2));
@@ -336,6 +357,12 @@ Status ReleaseClone(CloneHandle& clone, int grace_ms) {
     ::poll(&p, 1, grace_ms);
   }
   clone.pidfd.Reset();
+  // A jailed VMM may not unlink (factory/jail/seccomp_filter.h): its owner
+  // removes the socket once the VMM is gone.
+  if (!clone.agent_sock.empty()) {
+    ::unlink(clone.agent_sock.c_str());
+    ::unlink(BesideAgentSock(clone.agent_sock, "console.sock").c_str());  // Linux guests
+  }
   return r == 0 ? Status(Error("sandbox " + std::to_string(clone.pid) +
                                " did not stop in time; killed"))
                 : Status::Ok();

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "factory/jail/jail_options.h"
 #include "factory/loaded_template.h"
 #include "factory/sandbox_protocol.h"
 #include "factory/sandbox_vmm.h"
@@ -42,7 +43,8 @@ class Zygote {
  public:
   // Forks the zygote. The template must be loaded and the caller must be
   // single-threaded (fork() in a threaded process copies only one thread).
-  static Result<Zygote> Spawn(LoadedTemplate tmpl);
+  // Every sandbox it forks enters `jail` before its guest runs.
+  static Result<Zygote> Spawn(LoadedTemplate tmpl, const JailOptions& jail = {});
   // Starts the zygote as a fresh process instead, safe in a multi-threaded
   // caller such as the daemon (no fork() of the caller): posix_spawn() of
   // `exe` (a kata-factory binary, normally /proc/self/exe) as
@@ -79,10 +81,12 @@ class Zygote {
 // The zygote process's side of SpawnProcess (`kata-factory zygote`): loads
 // the template in `template_dir`, reports the outcome on `sock`, then serves
 // clone requests on it until EOF. Never returns.
-[[noreturn]] void RunZygoteProcess(const std::string& template_dir, int sock);
+[[noreturn]] void RunZygoteProcess(const std::string& template_dir, int sock,
+                                   const JailOptions& jail);
 
 // Stops a clone: closes its control socket (the VMM exits at once when idle)
-// and waits up to `grace_ms` on its pidfd before SIGKILL.
+// and waits up to `grace_ms` on its pidfd before SIGKILL; then removes its
+// agent.sock (a jailed VMM cannot unlink it itself).
 Status ReleaseClone(CloneHandle& clone, int grace_ms = 2000);
 
 }  // namespace kf

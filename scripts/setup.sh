@@ -7,6 +7,8 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc
   liburing-dev libjemalloc-dev libxxhash-dev
+  # The sandbox jail's seccomp allow-list (factory/jail/).
+  libseccomp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # The daemon's TOML config file (factory/daemon/ops/config_file.cc).
   libtomlplusplus-dev

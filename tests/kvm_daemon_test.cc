@@ -5,8 +5,10 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +17,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <sstream>
 #include <thread>
 
 #include "agent/bare/bare_image.h"
@@ -22,6 +26,7 @@
 #include "factory/bare_template.h"
 #include "factory/daemon/daemon_server.h"
 #include "factory/daemon/run_dir.h"
+#include "factory/jail/cgroup.h"
 #include "proto/factory.grpc.pb.h"
 #include "tests/cli_run.h"
 
@@ -51,6 +56,57 @@ bool Alive(pid_t pid) {
   if (!std::getline(stat, line)) return false;
   const size_t paren = line.rfind(')');
   return paren == std::string::npos || line.at(paren + 2) != 'Z';
+}
+
+// "Key:\tvalue" from /proc/PID/status; "" when absent.
+std::string StatusField(pid_t pid, const std::string& key) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(key + ":", 0) == 0) {
+      const size_t v = line.find_first_not_of(" \t", key.size() + 1);
+      return v == std::string::npos ? "" : line.substr(v);
+    }
+  return "";
+}
+
+// Where each open descriptor of `pid` points (readlink of /proc/PID/fd/N).
+std::map<int, std::string> OpenFds(pid_t pid) {
+  std::map<int, std::string> fds;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+    auto target = fs::read_symlink(e.path(), ec);
+    fds[std::stoi(e.path().filename().string())] = ec ? "?" : target.string();
+  }
+  return fds;
+}
+
+size_t CountThreads(pid_t pid) {
+  std::error_code ec;
+  size_t n = 0;
+  for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
+       it != fs::directory_iterator(); it.increment(ec))
+    ++n;
+  return n;
+}
+
+// The zygote processes of this daemon: children of this process whose
+// command line says zygote (sandboxes are the zygotes' children).
+std::vector<pid_t> ZygotesOf(pid_t parent, const std::string& run_dir) {
+  std::vector<pid_t> out;
+  for (pid_t pid : FindOurProcesses(run_dir)) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    const size_t paren = line.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream rest(line.substr(paren + 2));
+    char state;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == parent) out.push_back(pid);
+  }
+  return out;
 }
 
 class KvmDaemonTest : public ::testing::Test {
@@ -250,6 +306,176 @@ TEST_F(KvmDaemonTest, LeaseExpires) {
   EXPECT_GT(resp.vm().lease_expires_unix_ns(), 0);
   // Off the list first, then stopped (ReleaseClone waits for the exit).
   EXPECT_TRUE(WaitFor([&] { return List(true).empty() && !Alive(resp.vm().pid()); }, 5s));
+}
+
+// The jail (factory/jail/, docs/RELIABILITY.md): a sandbox handed out by
+// the daemon runs under its seccomp filter with no capabilities, holds no
+// descriptor it does not need (a non-CLOEXEC canary the daemon's process
+// holds is in neither the zygote nor the sandbox), and, where cgroup v2 is
+// writable (it is in the nested tier's L1), sits in its own cgroup with
+// memory.max and pids.max, removed with the VM.
+TEST_F(KvmDaemonTest, SandboxIsJailed) {
+  const std::string canary = root_ + "/leak-canary";
+  const int canary_fd = ::open(canary.c_str(), O_CREAT | O_RDWR, 0600);  // no O_CLOEXEC
+  ASSERT_GE(canary_fd, 0);
+  StartDaemon(0);
+  pb::GetVMResponse resp;
+  ASSERT_TRUE(GetVm(&resp).ok());
+  const pid_t pid = resp.vm().pid();
+  ExpectAgentAnswers(resp.vm());
+  EXPECT_EQ(StatusField(pid, "Seccomp"), "2") << "seccomp filter mode";
+  EXPECT_EQ(StatusField(pid, "NoNewPrivs"), "1");
+  EXPECT_EQ(StatusField(pid, "CapEff"), "0000000000000000");
+  EXPECT_EQ(StatusField(pid, "CapPrm"), "0000000000000000");
+
+  auto zygotes = ZygotesOf(::getpid(), options_.run_dir);
+  ASSERT_EQ(zygotes.size(), 1u);
+  for (pid_t p : {zygotes[0], pid}) {
+    for (const auto& [fd, target] : OpenFds(p)) {
+      EXPECT_NE(target, canary) << "pid " << p << " inherited fd " << fd;
+      if (p != pid || fd <= 2) continue;
+      // The sandbox's own: /dev/kvm, its VM and vCPU, the template's memfd,
+      // sockets (control, agent.sock and its connections), epoll/eventfds.
+      const bool expected = target == "/dev/kvm" || target.rfind("anon_inode:kvm-", 0) == 0 ||
+                            target.rfind("/memfd:", 0) == 0 || target.rfind("socket:", 0) == 0 ||
+                            target == "anon_inode:[eventpoll]" ||
+                            target == "anon_inode:[eventfd]";
+      EXPECT_TRUE(expected) << "sandbox fd " << fd << " -> " << target;
+    }
+  }
+  EXPECT_LE(OpenFds(pid).size(), 16u) << "descriptors of one idle bare sandbox";
+  ::close(canary_fd);
+
+  auto own = OwnCgroupDir();
+  std::string cgroup_line;
+  {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+    std::getline(in, cgroup_line);
+  }
+  const std::string suffix = "/kf-sandboxes/" + resp.vm().id();
+  const bool has_cgroup = cgroup_line.size() > suffix.size() &&
+                          cgroup_line.compare(cgroup_line.size() - suffix.size(), suffix.size(),
+                                              suffix) == 0;
+  std::ifstream controllers(own.ok() ? *own + "/cgroup.controllers" : "/nonexistent");
+  std::string ctl((std::istreambuf_iterator<char>(controllers)), {});
+  if (ctl.find("memory") != std::string::npos && ctl.find("pids") != std::string::npos) {
+    ASSERT_TRUE(has_cgroup) << "cgroup v2 with memory and pids is here, but the sandbox is in "
+                            << cgroup_line;
+    std::string base = *own;
+    if (fs::path(base).filename() == "kf-daemon") base = fs::path(base).parent_path();
+    const std::string cg = base + suffix;
+    std::ifstream mem(cg + "/memory.max"), pids(cg + "/pids.max");
+    uint64_t mem_max = 0, pids_max = 0;
+    mem >> mem_max;
+    pids >> pids_max;
+    EXPECT_EQ(mem_max, (32ull << 20) + options_.sandbox_memory_headroom_bytes);
+    EXPECT_EQ(pids_max, options_.sandbox_pids_max);
+    std::ifstream current(cg + "/memory.current");
+    uint64_t charged = 0;
+    current >> charged;
+    EXPECT_GT(charged, 0u) << "the sandbox's memory is charged to its cgroup";
+    std::cout << "sandbox cgroup " << cg << ": memory.current " << charged << " bytes\n";
+    ASSERT_TRUE(Release(resp.vm().id()).ok());
+    EXPECT_TRUE(WaitFor([&] { return !fs::exists(cg); }, 5s)) << cg << " left behind";
+  } else {
+    std::cout << "no writable cgroup v2 with memory+pids here (" << (own.ok() ? *own : own.error().message())
+              << "): the cgroup part is not checked\n";
+    EXPECT_FALSE(has_cgroup);
+  }
+}
+
+// kill -9 of the zygote with VMs alive: the leased VM keeps answering, the
+// next GetVM starts a new zygote, the pool refills, nothing leaks.
+TEST_F(KvmDaemonTest, KilledZygoteIsReplacedAndItsVmsLive) {
+  StartDaemon(2);
+  ASSERT_TRUE(WaitFor([&] { return Pool().ready() == 2; })) << Pool().DebugString();
+  pb::GetVMResponse leased;
+  ASSERT_TRUE(GetVm(&leased).ok());
+  ASSERT_TRUE(WaitFor([&] { return Pool().ready() == 2; })) << Pool().DebugString();
+  auto zygotes = ZygotesOf(::getpid(), options_.run_dir);
+  ASSERT_EQ(zygotes.size(), 1u);
+  ASSERT_EQ(::kill(zygotes[0], SIGKILL), 0);
+  ASSERT_TRUE(WaitFor([&] { return !Alive(zygotes[0]); }));
+  ExpectAgentAnswers(leased.vm());  // its sandbox outlives its zygote
+  for (int i = 0; i < 3; ++i) {
+    pb::GetVMResponse resp;
+    grpc::Status s = GetVm(&resp);
+    ASSERT_TRUE(s.ok()) << "GetVM " << i << " after the zygote died: " << s.error_message();
+    ExpectAgentAnswers(resp.vm());
+    ASSERT_TRUE(Release(resp.vm().id()).ok());
+  }
+  EXPECT_TRUE(WaitFor([&] { return Pool().ready() == 2; })) << Pool().DebugString();
+  EXPECT_EQ(ZygotesOf(::getpid(), options_.run_dir).size(), 1u) << "one new zygote";
+  ExpectAgentAnswers(leased.vm());
+}
+
+// A template damaged on disk while its clones run: a new zygote refuses it
+// (GetVM fails, naming the damage), the running clone is unaffected (its
+// memory came from the zygote's sealed memfd, not the file).
+TEST_F(KvmDaemonTest, TemplateCorruptedOnDiskIsRefusedAndRunningClonesLive) {
+  const std::string copy = root_ + "/victim-template";
+  fs::remove_all(copy);
+  fs::copy(template_dir_, copy, fs::copy_options::recursive);
+  options_.external_templates["victim"] = copy;
+  StartDaemon(0);
+  grpc::ClientContext ctx;
+  pb::GetVMRequest req;
+  req.set_template_("victim");
+  pb::GetVMResponse running;
+  ASSERT_TRUE(stub_->GetVM(&ctx, req, &running).ok());
+  // Flip bytes in the middle of the memory file, then make the daemon load
+  // it again: kill its zygote.
+  const std::string mem = copy + "/memory.img";
+  ASSERT_TRUE(fs::exists(mem)) << "template layout changed? " << mem;
+  {
+    std::fstream f(mem, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(mem) / 2));
+    f.write("\xde\xad\xbe\xef", 4);
+  }
+  auto zygotes = ZygotesOf(::getpid(), options_.run_dir);
+  ASSERT_EQ(zygotes.size(), 1u);
+  ASSERT_EQ(::kill(zygotes[0], SIGKILL), 0);
+  ASSERT_TRUE(WaitFor([&] { return !Alive(zygotes[0]); }));
+  grpc::ClientContext ctx2;
+  pb::GetVMResponse refused;
+  grpc::Status s = stub_->GetVM(&ctx2, req, &refused);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.error_message().find("checksum"), std::string::npos) << s.error_message();
+  ExpectAgentAnswers(running.vm());
+  ASSERT_TRUE(Release(running.vm().id()).ok());
+}
+
+// The disk fills up while a template is written (a 1 MiB tmpfs as the state
+// directory; needs root and mount(2), as in the nested tier's L1): a clean
+// RESOURCE_EXHAUSTED/INTERNAL error naming the cause, and no directory, not
+// even a temporary one, left where templates are found.
+TEST_F(KvmDaemonTest, DiskFullWhileWritingATemplateLeavesNoTemplate) {
+  const std::string small = root_ + "/small-state";
+  fs::create_directories(small);
+  if (::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=1m") != 0)
+    GTEST_SKIP() << "cannot mount a small tmpfs here: " << std::strerror(errno);
+  options_.state_dir = small;
+  StartDaemon(0);
+  grpc::ClientContext ctx;
+  pb::CreateTemplateRequest req;
+  req.set_name("too-big");
+  req.set_guest(pb::GUEST_KIND_BARE);
+  req.set_mem_mib(32);
+  req.set_init_mib(8);
+  pb::CreateTemplateResponse resp;
+  grpc::Status s = stub_->CreateTemplate(&ctx, req, &resp);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.error_message().find("No space left on device"), std::string::npos)
+      << s.error_message();
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(small + "/templates")) left.push_back(e.path());
+  EXPECT_TRUE(left.empty()) << left.front();
+  grpc::ClientContext lctx;
+  pb::ListTemplatesResponse list;
+  ASSERT_TRUE(stub_->ListTemplates(&lctx, pb::ListTemplatesRequest(), &list).ok());
+  for (const auto& t : list.templates()) EXPECT_NE(t.name(), "too-big");
+  daemon_.reset();
+  ::umount2(small.c_str(), MNT_DETACH);
 }
 
 // kata-factory daemon as a child process.

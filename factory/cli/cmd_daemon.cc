@@ -56,6 +56,15 @@ constexpr char kDaemonHelp[] =
     "  --refill-per-second R  their pool clones per second at most (default 0: no cap)\n"
     "  --mergeable BOOL   their clone memory madvise(MADV_MERGEABLE) for KSM\n"
     "                     (default true)\n"
+    "  --seccomp MODE     each sandbox VMM's system call allow-list: enforce (a\n"
+    "                     call outside it ends the sandbox), log (allowed, logged\n"
+    "                     by the kernel's audit) or off (default enforce)\n"
+    "  --drop-capabilities BOOL  sandboxes give up every capability (default true)\n"
+    "  --cgroup MODE      a cgroup v2 per sandbox (memory.max, pids.max): auto\n"
+    "                     (where cgroup v2 is writable; logged when not), off or\n"
+    "                     required (refuse to start without) (default auto)\n"
+    "  --sandbox-memory-headroom SIZE  memory.max = guest memory + SIZE (default 64M)\n"
+    "  --sandbox-pids-max N  pids.max of each sandbox (default 64; 0: no limit)\n"
     "  --templates.NAME.KEY VALUE  one template: KEY is path (a template\n"
     "                     directory) or guest (bare or linux: created at start\n"
     "                     under STATE unless there, with mem_mib), and pool_size,\n"
@@ -68,10 +77,13 @@ constexpr char kDaemonHelp[] =
 
 constexpr char kZygoteHelp[] =
     "Usage: kata-factory zygote --template DIR --fd N [--run-dir RUN]\n"
+    "                           [--seccomp enforce|log|off] [--keep-capabilities]\n"
     "  Internal: what the daemon starts, one per template. Loads the template in\n"
     "  DIR, reports on the SOCK_SEQPACKET socket N, then forks a sandbox VMM per\n"
     "  request on it until it closes. --run-dir only marks the process as the\n"
-    "  daemon's (a restarted daemon finds leftovers by it).\n";
+    "  daemon's (a restarted daemon finds leftovers by it). Each sandbox enters\n"
+    "  the jail before its guest runs: the seccomp allow-list (default enforce)\n"
+    "  and, unless --keep-capabilities, no capabilities (docs/RELIABILITY.md).\n";
 
 }  // namespace
 
@@ -140,14 +152,22 @@ int DaemonCommand(const Argv& argv) {
 }
 
 int ZygoteCommand(const Argv& argv) {
-  auto args = Args::Parse(argv, {"help"}, {"template", "fd", "run-dir"});
+  auto args = Args::Parse(argv, {"help", "keep-capabilities"}, {"template", "fd", "run-dir", "seccomp"});
   if (!args.ok()) return Fail(args.error().message(), kExitUsage);
   if (args->Has("help")) return std::fputs(kZygoteHelp, stdout), 0;
   auto fd = args->GetUint("fd", 0);
   if (!fd.ok()) return Fail(fd.error().message(), kExitUsage);
   if (!args->Has("template") || *fd < 3 || *fd > 1024)
     return Fail("zygote needs --template DIR and --fd N (N >= 3)", kExitUsage);
-  RunZygoteProcess(args->Get("template"), static_cast<int>(*fd));
+  JailOptions jail;
+  if (args->Has("seccomp")) {
+    auto mode = ParseSeccompMode(args->Get("seccomp"));
+    if (!mode) return Fail("--seccomp: '" + args->Get("seccomp") + "' is not enforce, log or off",
+                           kExitUsage);
+    jail.seccomp = *mode;
+  }
+  jail.drop_capabilities = !args->Has("keep-capabilities");
+  RunZygoteProcess(args->Get("template"), static_cast<int>(*fd), jail);
 }
 
 }  // namespace kf::cli

@@ -13,6 +13,9 @@
 
 #include <grpcpp/support/status_code_enum.h>
 
+#include "factory/jail/cgroup.h"
+#include "factory/jail/jail_options.h"
+
 namespace kf::daemon {
 
 enum class LogSeverity { kDebug, kInfo, kWarn, kError };
@@ -77,6 +80,13 @@ struct DaemonOptions {
   int release_grace_ms = 2000;         // a released VMM gets this long before SIGKILL
   int clone_timeout_ms = 30000;        // zygote request -> agent answers
   int refill_backoff_ms = 1000;        // first wait after a failed pool clone (doubles, max 30 s)
+
+  // The sandbox jail (factory/jail/): seccomp and capabilities in every
+  // sandbox; a cgroup v2 directory per sandbox where the host allows it.
+  JailOptions jail;
+  CgroupMode cgroup = CgroupMode::kAuto;
+  uint64_t sandbox_memory_headroom_bytes = uint64_t{64} << 20;  // memory.max = guest + this
+  uint64_t sandbox_pids_max = 64;                                // 0: no limit
 
   DaemonHooks hooks;
 };

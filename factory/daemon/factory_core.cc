@@ -71,12 +71,22 @@ pb::GuestKind KindToProto(const std::string& kind) {
   return pb::GUEST_KIND_UNSPECIFIED;
 }
 
+// What every zygote's command line carries: the run dir (how a restarted
+// daemon recognises leftovers) and the jail its sandboxes enter.
+std::vector<std::string> ZygoteArgs(const DaemonOptions& o) {
+  std::vector<std::string> args = {"--run-dir", o.run_dir, "--seccomp",
+                                   SeccompModeName(o.jail.seccomp)};
+  if (!o.jail.drop_capabilities) args.push_back("--keep-capabilities");
+  return args;
+}
+
 }  // namespace
 
 Vm::~Vm() {
   agent.reset();
   handle.control.Reset();  // an idle VMM exits on EOF
   handle.pidfd.Reset();
+  if (cgroups) cgroups->Remove(id);
   if (!dir.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
@@ -86,7 +96,7 @@ Vm::~Vm() {
 FactoryCore::FactoryCore(DaemonOptions options)
     : options_(std::move(options)),
       registry_(options_.state_dir, options_.external_templates),
-      zygotes_(options_.zygote_exe, {"--run-dir", options_.run_dir}),
+      zygotes_(options_.zygote_exe, ZygoteArgs(options_)),
       admission_(AdmissionLimits{options_.max_live_vms, options_.mem_floor_bytes}),
       watcher_([this](const std::string& id) { OnExit(id); }) {}
 
@@ -108,6 +118,22 @@ Status FactoryCore::Start() {
   RETURN_IF_ERROR(MakeDirs(options_.run_dir));
   ASSIGN_OR_RETURN(run_lock_, LockFile(options_.run_dir + "/daemon.lock"));
   for (const auto& line : CleanLeftovers(options_.run_dir)) Log(LogSeverity::kWarn, line);
+  ASSIGN_OR_RETURN(SandboxCgroups cgroups, SandboxCgroups::Setup(options_.cgroup));
+  if (cgroups.enabled()) {
+    for (const auto& line : cgroups.RemoveEmpty()) Log(LogSeverity::kWarn, line);
+    Log(LogSeverity::kInfo, "sandbox cgroups: " + cgroups.description() + " (pids.max " +
+                                std::to_string(options_.sandbox_pids_max) + ", memory.max guest + " +
+                                std::to_string(options_.sandbox_memory_headroom_bytes >> 20) +
+                                " MiB)");
+    cgroups_ = std::make_shared<const SandboxCgroups>(std::move(cgroups));
+  } else {
+    Log(options_.cgroup == CgroupMode::kOff ? LogSeverity::kInfo : LogSeverity::kWarn,
+        "sandboxes run without their own cgroup (no memory.max, pids.max): " +
+            cgroups.description());
+  }
+  Log(LogSeverity::kInfo, std::string("sandbox jail: seccomp ") +
+                              SeccompModeName(options_.jail.seccomp) + ", capabilities " +
+                              (options_.jail.drop_capabilities ? "dropped" : "kept"));
   RETURN_IF_ERROR(MakeDirs(options_.run_dir + "/vms"));
   RETURN_IF_ERROR(registry_.Init());
   kvm_unavailable_ = Kvm::UnavailableReason();
@@ -172,7 +198,7 @@ std::optional<FactoryCore::TemplateInfo> FactoryCore::LookupTemplate(const std::
   if (!entry) return std::nullopt;
   TemplateRegistry::Describe(*entry);
   if (!entry->error.empty()) return std::nullopt;
-  TemplateInfo info{entry->dir, entry->guest_kind};
+  TemplateInfo info{entry->dir, entry->guest_kind, entry->mem_bytes};
   std::lock_guard lock(mu_);
   templates_[name] = info;
   if (!pool_.Has(name)) ConfigurePoolLocked(name);
@@ -208,8 +234,18 @@ Result<std::shared_ptr<Vm>> FactoryCore::CloneVm(const std::string& tmpl, const 
   SandboxOptions o;
   o.mergeable = PoolFor(tmpl).mergeable;
   o.agent_sock = dir + "/agent.sock";
+  UniqueFd cgroup;
+  if (cgroups_) {
+    CgroupLimits limits;
+    limits.memory_max_bytes = info.mem_bytes + options_.sandbox_memory_headroom_bytes;
+    limits.pids_max = options_.sandbox_pids_max;
+    ASSIGN_OR_RETURN(cgroup, cgroups_->Create(vm->id, limits));
+    vm->cgroups = cgroups_;
+    o.cgroup_fd = cgroup.get();
+  }
   const uint64_t t0 = MonotonicNs();
   ASSIGN_OR_RETURN(vm->handle, zygotes_.Clone(tmpl, info.dir, o));
+  cgroup.Reset();
   int timeout_ms = options_.clone_timeout_ms;
   if (deadline_ns != kNoDeadline) {
     const uint64_t now = MonotonicNs();

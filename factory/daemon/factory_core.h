@@ -28,6 +28,7 @@
 #include "factory/daemon/pid_watcher.h"
 #include "factory/daemon/template_registry.h"
 #include "factory/daemon/warm_pool.h"
+#include "factory/jail/cgroup.h"
 #include "factory/daemon/zygote_set.h"
 #include "proto/factory.pb.h"
 #include "vmm-glue/unique_fd.h"
@@ -41,6 +42,9 @@ struct Vm {
   std::string id, tmpl, dir;
   std::string console_socket;  // linux guests
   CloneHandle handle;
+  // Its cgroup directory (kf-sandboxes/<id>), removed by the destructor;
+  // null when sandbox cgroups are off.
+  std::shared_ptr<const SandboxCgroups> cgroups;
   // The daemon's connection to the agent while the VM is pooled; closed at
   // hand-out, after SetIdentity, so agent.sock is the client's alone.
   std::optional<AgentClient> agent;
@@ -86,6 +90,7 @@ class FactoryCore {
   struct TemplateInfo {
     std::string dir;
     std::string guest_kind;
+    uint64_t mem_bytes = 0;
   };
   std::optional<TemplateInfo> LookupTemplate(const std::string& name);
   PoolOptions PoolFor(const std::string& tmpl) const;
@@ -119,6 +124,8 @@ class FactoryCore {
   PidWatcher watcher_;
   UniqueFd run_lock_;
   std::string kvm_unavailable_;
+  // Set up by Start(); disabled (with the reason) where cgroup v2 cannot be used.
+  std::shared_ptr<const SandboxCgroups> cgroups_;
   uint64_t start_ns_ = 0;
 
   mutable std::mutex mu_;

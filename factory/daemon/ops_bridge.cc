@@ -56,6 +56,15 @@ Result<DaemonOptions> DaemonOptionsFromConfig(const ops::DaemonConfig& c) {
                  std::to_string(UINT32_MAX));
   o.default_lease_seconds = static_cast<uint32_t>(c.lease_seconds);
   ASSIGN_OR_RETURN(o.default_pool, PoolFrom("", c.pool_size, c.refill_per_second, c.mergeable));
+  auto seccomp = ParseSeccompMode(c.seccomp);
+  if (!seccomp) return Error("seccomp: '" + c.seccomp + "' is not enforce, log or off");
+  o.jail.seccomp = *seccomp;
+  o.jail.drop_capabilities = c.drop_capabilities;
+  auto cgroup = ParseCgroupMode(c.cgroup);
+  if (!cgroup) return Error("cgroup: '" + c.cgroup + "' is not auto, off or required");
+  o.cgroup = *cgroup;
+  o.sandbox_memory_headroom_bytes = c.sandbox_memory_headroom_bytes;
+  o.sandbox_pids_max = c.sandbox_pids_max;
   for (const auto& [name, t] : c.templates) {
     const std::string key = "templates." + name + ".";
     if (!ValidTemplateName(name))

@@ -129,6 +129,18 @@ const std::map<std::string, TopSetter>& TopSetters() {
        }},
       {"mergeable",
        [](DaemonConfig& c, const ConfigValue& v) { return Assign(c.mergeable, v, AsBool); }},
+      {"seccomp",
+       [](DaemonConfig& c, const ConfigValue& v) { return Assign(c.seccomp, v, AsString); }},
+      {"cgroup",
+       [](DaemonConfig& c, const ConfigValue& v) { return Assign(c.cgroup, v, AsString); }},
+      {"sandbox_memory_headroom",
+       [](DaemonConfig& c, const ConfigValue& v) {
+         return Assign(c.sandbox_memory_headroom_bytes, v, AsSize);
+       }},
+      {"sandbox_pids_max",
+       [](DaemonConfig& c, const ConfigValue& v) { return Assign(c.sandbox_pids_max, v, AsCount); }},
+      {"drop_capabilities",
+       [](DaemonConfig& c, const ConfigValue& v) { return Assign(c.drop_capabilities, v, AsBool); }},
   };
   return *m;
 }

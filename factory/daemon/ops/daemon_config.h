@@ -43,6 +43,12 @@ struct DaemonConfig {
   uint64_t pool_size = 0;
   double refill_per_second = 0;
   bool mergeable = true;
+  // The sandbox jail (factory/jail/, docs/RELIABILITY.md).
+  std::string seccomp = "enforce";   // enforce, log or off
+  std::string cgroup = "auto";       // auto, off or required
+  uint64_t sandbox_memory_headroom_bytes = uint64_t{64} << 20;  // memory.max = guest + this
+  uint64_t sandbox_pids_max = 64;    // pids.max; 0 = no limit
+  bool drop_capabilities = true;
   std::map<std::string, TemplateConfig> templates;  // by name, sorted
   std::string source;  // the file it was read from; "" = defaults and flags only
 };

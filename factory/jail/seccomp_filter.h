@@ -1,0 +1,25 @@
+// The sandbox VMM's seccomp allow-list (libseccomp): the system calls and
+// KVM ioctls a restored clone's VMM makes while its guest runs, and nothing
+// else. Notably absent: open/openat, execve, fork (only threads may be
+// created), bind/listen, sockets other than AF_UNIX, kill of other
+// processes, ptrace, mount, and executable mappings. unlink/unlinkat fail
+// with EPERM instead of ending the sandbox: a jailed VMM leaves removing its
+// sockets to its owner (the daemon removes RUN/vms/<id>/).
+//
+// In kEnforce mode a denied call raises SIGSYS; the handler installed here
+// writes "kata-factory sandbox PID: seccomp denied system call N" to stderr
+// and exits with kSeccompDeniedExit, so an operator sees which call it was.
+#pragma once
+
+#include "factory/jail/jail_options.h"
+#include "vmm-glue/result.h"
+
+namespace kf {
+
+inline constexpr int kSeccompDeniedExit = 159;  // 128 + SIGSYS
+
+// Loads the filter into every thread of the calling process (TSYNC) and
+// sets no_new_privs. Irreversible. kOff does nothing.
+Status InstallSandboxSeccomp(SeccompMode mode);
+
+}  // namespace kf
