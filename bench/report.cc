@@ -128,6 +128,37 @@ std::string ReportJson(const BenchReport& r) {
     Latency(j, "release_ms", t.release);
     j.EndObject();
   }
+  if (r.soak) {
+    const SoakResult& k = *r.soak;
+    auto sample = [&j](const char* key, const DaemonResources& d) {
+      j.BeginObjectIn(key)
+          .Uint("fds", d.fds)
+          .Uint("threads", d.threads)
+          .Uint("rss_bytes", d.rss_bytes)
+          .Uint("descendant_processes", d.descendants)
+          .EndObject();
+    };
+    j.BeginObjectIn("soak")
+        .Str("what",
+             "GetVM + first Ping + ReleaseVM cycles by K clients against a pool; the daemon's "
+             "open fds, threads, RSS and descendant processes (zygotes, sandboxes) sampled "
+             "with the pool settled after a warm-up (warm) and after the run (after)")
+        .Uint("daemon_pid", static_cast<uint64_t>(k.daemon_pid))
+        .Str("daemon_found_by", k.daemon_where)
+        .Uint("warmup_cycles", k.warmup_cycles)
+        .Uint("clients", k.cycles.clients)
+        .Uint("pool_size", k.cycles.pool_size)
+        .Uint("cycles", k.cycles.done)
+        .Uint("failures", k.cycles.failures)
+        .Uint("pool_hits", k.cycles.pool_hits)
+        .Num("wall_s", k.cycles.wall_s)
+        .Num("vms_per_second", k.cycles.vms_per_second);
+    if (!k.cycles.first_error.empty()) j.Str("first_error", k.cycles.first_error);
+    sample("warm", k.warm);
+    sample("after", k.after);
+    Latency(j, "get_vm_to_first_ping_ms", k.cycles.total);
+    j.EndObject();
+  }
   if (r.density) {
     const DensityResult& d = *r.density;
     j.BeginObjectIn("density")
@@ -313,6 +344,31 @@ std::string ReportText(const BenchReport& r) {
     out += LatencyHeader("  per VM under load (ms)");
     out += LatencyRow("GetVM -> first Ping answered", t.total);
     out += LatencyRow("ReleaseVM -> VMM exited", t.release);
+  }
+  if (r.soak) {
+    const SoakResult& k = *r.soak;
+    std::snprintf(line, sizeof line,
+                  "\nsoak: %llu cycles (after %llu warm-up), %u clients, pool size %u: %.1f VMs/s, "
+                  "%llu failed\n  daemon pid %d (%s)\n",
+                  static_cast<unsigned long long>(k.cycles.done),
+                  static_cast<unsigned long long>(k.warmup_cycles), k.cycles.clients,
+                  k.cycles.pool_size, k.cycles.vms_per_second,
+                  static_cast<unsigned long long>(k.cycles.failures), k.daemon_pid,
+                  k.daemon_where.c_str());
+    out += line;
+    auto row = [&](const char* what, uint64_t a, uint64_t b) {
+      std::snprintf(line, sizeof line, "  %-22s %12llu %12llu %+12lld\n", what,
+                    static_cast<unsigned long long>(a), static_cast<unsigned long long>(b),
+                    static_cast<long long>(b) - static_cast<long long>(a));
+      out += line;
+    };
+    std::snprintf(line, sizeof line, "  %-22s %12s %12s %12s\n", "daemon", "warm", "after",
+                  "growth");
+    out += line;
+    row("open fds", k.warm.fds, k.after.fds);
+    row("threads", k.warm.threads, k.after.threads);
+    row("RSS KiB", k.warm.rss_bytes >> 10, k.after.rss_bytes >> 10);
+    row("descendant processes", k.warm.descendants, k.after.descendants);
   }
   if (r.density) {
     const DensityResult& d = *r.density;

@@ -12,6 +12,7 @@
 #include "bench/density.h"
 #include "bench/latency.h"
 #include "bench/machine.h"
+#include "bench/soak.h"
 #include "bench/throughput.h"
 #include "bench/working_set.h"
 
@@ -48,6 +49,7 @@ struct BenchReport {
   std::string mode;
   std::optional<LatencyResult> latency;
   std::optional<ThroughputResult> throughput;
+  std::optional<SoakResult> soak;
   std::optional<DensityResult> density;
   std::optional<WorkingSetResult> working_set;
   std::optional<CompareResult> compare;

@@ -13,12 +13,7 @@ namespace kf::bench {
 
 Result<ThroughputResult> RunThroughput(Target& target, const ThroughputOptions& o,
                                        Progress& progress) {
-  ThroughputResult r;
-  r.clients = o.clients;
-  r.requested = o.count;
   RETURN_IF_ERROR(target.Configure(Phase{0, std::nullopt}));
-  ASSIGN_OR_RETURN(pb::PoolStatus pool, target.Pool());
-  r.pool_size = pool.target();
   {
     // Warm-up (not counted): starts the zygote.
     CallError err;
@@ -26,6 +21,16 @@ Result<ThroughputResult> RunThroughput(Target& target, const ThroughputOptions& 
     if (!warm) return Error("throughput: the warm-up VM: " + err.message);
     if (!target.Release(target.stub(), warm->id, &err)) return Error("throughput: " + err.message);
   }
+  return RunCycles(target, o, "throughput, " + std::to_string(o.clients) + " clients", progress);
+}
+
+Result<ThroughputResult> RunCycles(Target& target, const ThroughputOptions& o,
+                                   const std::string& label, Progress& progress) {
+  ThroughputResult r;
+  r.clients = o.clients;
+  r.requested = o.count;
+  ASSIGN_OR_RETURN(pb::PoolStatus pool, target.Pool());
+  r.pool_size = pool.target();
 
   std::atomic<uint64_t> next{0}, done{0}, failures{0}, hits{0};
   std::mutex mu;  // guards the sample vectors and first_error
@@ -62,7 +67,7 @@ Result<ThroughputResult> RunThroughput(Target& target, const ThroughputOptions& 
     get.insert(get.end(), my_get.begin(), my_get.end());
     release.insert(release.end(), my_release.begin(), my_release.end());
   };
-  progress.Begin("throughput, " + std::to_string(o.clients) + " clients", o.count);
+  progress.Begin(label, o.count);
   const uint64_t t0 = MonotonicNs();
   std::vector<std::thread> threads;
   for (uint32_t i = 0; i < o.clients; ++i) threads.emplace_back(client);
@@ -83,7 +88,7 @@ Result<ThroughputResult> RunThroughput(Target& target, const ThroughputOptions& 
   r.total = Summarize(total);
   r.get_vm = Summarize(get);
   r.release = Summarize(release);
-  if (r.done == 0) return Error("throughput: no VM was handed out; first error: " + r.first_error);
+  if (r.done == 0) return Error(label + ": no VM was handed out; first error: " + r.first_error);
   return r;
 }
 

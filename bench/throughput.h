@@ -33,4 +33,10 @@ struct ThroughputOptions {
 Result<ThroughputResult> RunThroughput(Target& target, const ThroughputOptions& options,
                                        Progress& progress);
 
+// The client loop alone, against the daemon as it is configured (no
+// restart, no warm-up VM): what RunThroughput times, and what the soak
+// (bench/soak.h) repeats. `label` names the progress bar.
+Result<ThroughputResult> RunCycles(Target& target, const ThroughputOptions& options,
+                                   const std::string& label, Progress& progress);
+
 }  // namespace kf::bench
