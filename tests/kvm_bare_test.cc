@@ -5,17 +5,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <set>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "agent/bare/bare_abi.h"
 #include "agent/bare/bare_image.h"
 #include "factory/bare_template.h"
 #include "factory/agent_client.h"
+#include "factory/clock.h"
 #include "factory/sandbox_client.h"
 #include "factory/zygote.h"
 #include "memshare/guest_backing.h"
@@ -345,6 +350,19 @@ TEST_F(KvmBareTest, HostileGuestCannotHurtItsVmmOrOtherClones) {
   ASSERT_TRUE(hz.ok());
   Zygote good = SpawnZygote();
   Sandbox fine = MustClone(good);
+  // Ping round trips of the well-behaved clone, median in microseconds.
+  auto ping_p50_us = [&fine](int n) {
+    std::vector<uint64_t> ns;
+    for (int i = 0; i < n; ++i) {
+      const uint64_t t0 = MonotonicNs();
+      if (!fine->Ping(i).ok()) return -1.0;
+      ns.push_back(MonotonicNs() - t0);
+    }
+    std::nth_element(ns.begin(), ns.begin() + n / 2, ns.end());
+    return ns[n / 2] / 1e3;
+  };
+  const double alone_us = ping_p50_us(300);
+  ASSERT_GT(alone_us, 0) << "the well-behaved clone stopped answering";
   std::vector<CloneHandle> hostile;
   for (int i = 0; i < 3; ++i) hostile.push_back(MustCloneHandle(*hz));
   for (auto& h : hostile) {
@@ -359,8 +377,30 @@ TEST_F(KvmBareTest, HostileGuestCannotHurtItsVmmOrOtherClones) {
     EXPECT_NE(timings->first_wait_ns, 0u);
     EXPECT_EQ(::kill(h.pid, 0), 0) << "the hostile clone's VMM died";
   }
-  // The well-behaved clone is unaffected.
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(fine->Ping(i).ok());
+  // The well-behaved clone keeps answering while the hostile ones are kept
+  // busy: every knock on their agent.sock wakes them for more rounds of
+  // garbage. Measured, not asserted (docs/RELIABILITY.md has the figures):
+  // on a host with fewer cores than busy VMMs the ratio is CPU sharing.
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> knocks{0};
+  std::thread knocker([&] {
+    while (!stop.load())
+      for (auto& h : hostile) {
+        (void)AgentClient::Connect(h.agent_sock, kAgentPort, 20);
+        knocks.fetch_add(1);
+      }
+  });
+  const double busy_us = ping_p50_us(300);
+  stop = true;
+  knocker.join();
+  ASSERT_GT(busy_us, 0) << "the well-behaved clone stopped answering under hostile neighbours";
+  std::printf("hostile neighbours: well-behaved clone Ping p50 %.1f us alone, %.1f us beside 3 "
+              "hostile clones knocked %llu times (ratio %.2f)\n",
+              alone_us, busy_us, static_cast<unsigned long long>(knocks.load()),
+              busy_us / alone_us);
+  RecordProperty("ping_p50_us_alone", std::to_string(alone_us));
+  RecordProperty("ping_p50_us_hostile", std::to_string(busy_us));
+  for (auto& h : hostile) EXPECT_EQ(::kill(h.pid, 0), 0) << "a hostile clone's VMM died";
   Sandbox later = MustClone(good);
   ASSERT_TRUE(later.agent.has_value());
   EXPECT_TRUE(later->Ping(1).ok());

@@ -21,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agent/bare/bare_abi.h"
 #include "agent/bare/bare_image.h"
 #include "factory/agent_client.h"
 #include "factory/bare_template.h"
@@ -392,6 +393,8 @@ TEST_F(KvmDaemonTest, KilledZygoteIsReplacedAndItsVmsLive) {
   pb::GetVMResponse leased;
   ASSERT_TRUE(GetVm(&leased).ok());
   ASSERT_TRUE(WaitFor([&] { return Pool().ready() == 2; })) << Pool().DebugString();
+  // The daemon runs in this process: its descriptors, before and after.
+  const size_t fds_before = OpenFds(::getpid()).size();
   auto zygotes = ZygotesOf(::getpid(), options_.run_dir);
   ASSERT_EQ(zygotes.size(), 1u);
   ASSERT_EQ(::kill(zygotes[0], SIGKILL), 0);
@@ -407,6 +410,7 @@ TEST_F(KvmDaemonTest, KilledZygoteIsReplacedAndItsVmsLive) {
   EXPECT_TRUE(WaitFor([&] { return Pool().ready() == 2; })) << Pool().DebugString();
   EXPECT_EQ(ZygotesOf(::getpid(), options_.run_dir).size(), 1u) << "one new zygote";
   ExpectAgentAnswers(leased.vm());
+  EXPECT_EQ(OpenFds(::getpid()).size(), fds_before) << "the daemon's descriptors";
 }
 
 // A template damaged on disk while its clones run: a new zygote refuses it
@@ -476,6 +480,97 @@ TEST_F(KvmDaemonTest, DiskFullWhileWritingATemplateLeavesNoTemplate) {
   for (const auto& t : list.templates()) EXPECT_NE(t.name(), "too-big");
   daemon_.reset();
   ::umount2(small.c_str(), MNT_DETACH);
+}
+
+uint64_t MemAvailableBytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  std::string unit;
+  while (in >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib << 10;
+  return 0;
+}
+
+// Memory pressure, for real: a floor 48 MiB under today's MemAvailable and
+// VMs that each dirty 16 MiB of guest memory. Admission must refuse
+// (RESOURCE_EXHAUSTED, naming the floor) before the host runs out, and
+// every VM handed out stays alive: nothing was OOM-killed.
+TEST_F(KvmDaemonTest, MemoryPressureIsRefusedByAdmissionBeforeTheOomKiller) {
+  const uint64_t avail = MemAvailableBytes();
+  ASSERT_GT(avail, 256ull << 20);
+  options_.mem_floor_bytes = avail - (48ull << 20);
+  StartDaemon(0);
+  std::vector<pb::VM> vms;
+  std::vector<AgentClient> agents;
+  grpc::Status refused;
+  for (int i = 0; i < 16 && refused.ok(); ++i) {
+    pb::GetVMResponse resp;
+    refused = GetVm(&resp);
+    if (!refused.ok()) break;
+    auto agent = AgentClient::Connect(resp.vm().agent_socket());
+    ASSERT_TRUE(agent.ok()) << agent.error().message();
+    auto dirtied = agent->DirtyPages(KF_BARE_INIT_GPA, 4096, 0x6b66000000000000ull + i);
+    ASSERT_TRUE(dirtied.ok()) << dirtied.error().message();
+    vms.push_back(resp.vm());
+    agents.push_back(std::move(*agent));
+  }
+  EXPECT_EQ(refused.error_code(), StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_NE(refused.error_message().find("MemAvailable"), std::string::npos)
+      << refused.error_message();
+  EXPECT_GE(vms.size(), 1u) << "the first VM should fit above the floor";
+  std::cout << "admission refused VM " << vms.size() + 1 << ": " << refused.error_message()
+            << "\n";
+  for (size_t i = 0; i < vms.size(); ++i) {
+    EXPECT_TRUE(Alive(vms[i].pid())) << "VM " << i << " was killed";
+    EXPECT_TRUE(agents[i].Ping(7).ok()) << "VM " << i;
+  }
+  agents.clear();
+  for (const auto& vm : vms) EXPECT_TRUE(Release(vm.id()).ok());
+}
+
+// A sandbox that outgrows its cgroup's memory.max is OOM-killed alone: the
+// kernel's limit applies because the VMM's memory is charged to its own
+// cgroup from the fork on. (The test lowers memory.max of one sandbox to
+// 8 MiB and has its guest dirty 24 MiB.) Needs writable cgroup v2, as in
+// the nested tier's L1.
+TEST_F(KvmDaemonTest, SandboxOverItsMemoryMaxIsKilledAloneAndReported) {
+  StartDaemon(0);
+  pb::GetVMResponse a, b;
+  ASSERT_TRUE(GetVm(&a).ok());
+  ASSERT_TRUE(GetVm(&b).ok());
+  std::string line;
+  {
+    std::ifstream in("/proc/" + std::to_string(a.vm().pid()) + "/cgroup");
+    std::getline(in, line);
+  }
+  auto own = OwnCgroupDir();
+  if (!own.ok() || line.find("/kf-sandboxes/") == std::string::npos)
+    GTEST_SKIP() << "sandboxes have no cgroup here (" << line << ")";
+  std::string base = *own;
+  if (fs::path(base).filename() == "kf-daemon") base = fs::path(base).parent_path();
+  const std::string cg = base + "/kf-sandboxes/" + a.vm().id();
+  {
+    std::ofstream max(cg + "/memory.max");
+    max << (8 << 20);
+  }
+  grpc::ClientContext watch_ctx;
+  auto events = stub_->WatchEvents(&watch_ctx, pb::WatchEventsRequest());
+  events->WaitForInitialMetadata();
+  auto agent = AgentClient::Connect(a.vm().agent_socket());
+  ASSERT_TRUE(agent.ok()) << agent.error().message();
+  auto dirtied = agent->DirtyPages(KF_BARE_INIT_GPA, 6144, 0x6b66000000000001ull);
+  EXPECT_FALSE(dirtied.ok()) << "24 MiB dirtied under an 8 MiB memory.max";
+  pb::Event e;
+  bool died = false;
+  while (!died && events->Read(&e))
+    died = e.type() == pb::Event::TYPE_VM_DIED && e.vm_id() == a.vm().id();
+  EXPECT_TRUE(died);
+  watch_ctx.TryCancel();
+  EXPECT_FALSE(Alive(a.vm().pid()));
+  ExpectAgentAnswers(b.vm());  // its neighbour is untouched
+  EXPECT_TRUE(WaitFor([&] { return !fs::exists(cg); }, 5s)) << cg << " left behind";
+  EXPECT_TRUE(Release(b.vm().id()).ok());
 }
 
 // kata-factory daemon as a child process.
