@@ -24,6 +24,9 @@ PACKAGES=(
   e2fsprogs binutils
   # iasl: the ACPI unit test disassembles our tables with it.
   acpica-tools
+  # The libFuzzer targets (scripts/fuzz, tests/fuzz): clang and its runtime
+  # libraries (libFuzzer, ASan, UBSan), the versions that go with Debian's clang.
+  clang libclang-rt-dev
 )
 
 missing=()

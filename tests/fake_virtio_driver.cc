@@ -72,19 +72,38 @@ void FakeVirtioDriver::SetupQueue(int q, uint16_t size) {
   queue.chain.resize(size);
   queue.first_gpa.resize(size);
   std::memset(mem_->at(DescGpa(q)), 0, 0x6000);
+  ProgramQueue(q, size, DescGpa(q), AvailGpa(q), UsedGpa(q));
+}
+
+void FakeVirtioDriver::ProgramQueue(int q, uint16_t size, uint64_t desc, uint64_t avail,
+                                    uint64_t used) {
   Write32(VIRTIO_MMIO_QUEUE_SEL, q);
   Write32(VIRTIO_MMIO_QUEUE_NUM, size);
-  Write32(VIRTIO_MMIO_QUEUE_DESC_LOW, static_cast<uint32_t>(DescGpa(q)));
-  Write32(VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-  Write32(VIRTIO_MMIO_QUEUE_AVAIL_LOW, static_cast<uint32_t>(AvailGpa(q)));
-  Write32(VIRTIO_MMIO_QUEUE_AVAIL_HIGH, 0);
-  Write32(VIRTIO_MMIO_QUEUE_USED_LOW, static_cast<uint32_t>(UsedGpa(q)));
-  Write32(VIRTIO_MMIO_QUEUE_USED_HIGH, 0);
+  Write32(VIRTIO_MMIO_QUEUE_DESC_LOW, static_cast<uint32_t>(desc));
+  Write32(VIRTIO_MMIO_QUEUE_DESC_HIGH, static_cast<uint32_t>(desc >> 32));
+  Write32(VIRTIO_MMIO_QUEUE_AVAIL_LOW, static_cast<uint32_t>(avail));
+  Write32(VIRTIO_MMIO_QUEUE_AVAIL_HIGH, static_cast<uint32_t>(avail >> 32));
+  Write32(VIRTIO_MMIO_QUEUE_USED_LOW, static_cast<uint32_t>(used));
+  Write32(VIRTIO_MMIO_QUEUE_USED_HIGH, static_cast<uint32_t>(used >> 32));
   Write32(VIRTIO_MMIO_QUEUE_READY, 1);
 }
 
 bool FakeVirtioDriver::Init(int num_queues, uint16_t queue_size, uint64_t extra_features,
                             std::string* why) {
+  if (!Negotiate(extra_features, why)) return false;
+  queues_.clear();
+  for (int q = 0; q < num_queues; ++q) {
+    Write32(VIRTIO_MMIO_QUEUE_SEL, q);
+    if (Read32(VIRTIO_MMIO_QUEUE_NUM_MAX) < queue_size) {
+      if (why) *why = "queue too small";
+      return false;
+    }
+    SetupQueue(q, queue_size);
+  }
+  return DriverOk(why);
+}
+
+bool FakeVirtioDriver::Negotiate(uint64_t extra_features, std::string* why) {
   auto fail = [&](const std::string& w) {
     if (why) *why = w;
     return false;
@@ -105,16 +124,16 @@ bool FakeVirtioDriver::Init(int num_queues, uint16_t queue_size, uint64_t extra_
   const uint32_t s = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
   Write32(VIRTIO_MMIO_STATUS, s | VIRTIO_CONFIG_S_FEATURES_OK);
   if (!(status() & VIRTIO_CONFIG_S_FEATURES_OK)) return fail("FEATURES_OK refused");
-  queues_.clear();
-  for (int q = 0; q < num_queues; ++q) {
-    Write32(VIRTIO_MMIO_QUEUE_SEL, q);
-    if (Read32(VIRTIO_MMIO_QUEUE_NUM_MAX) < queue_size) return fail("queue too small");
-    SetupQueue(q, queue_size);
-  }
-  Write32(VIRTIO_MMIO_STATUS, s | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+  return true;
+}
+
+bool FakeVirtioDriver::DriverOk(std::string* why) {
+  Write32(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+                                  VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
   const uint32_t st = status();
   if (!(st & VIRTIO_CONFIG_S_DRIVER_OK) || (st & VIRTIO_CONFIG_S_NEEDS_RESET)) {
-    return fail("DRIVER_OK refused, status " + std::to_string(st));
+    if (why) *why = "DRIVER_OK refused, status " + std::to_string(st);
+    return false;
   }
   return true;
 }

@@ -74,6 +74,12 @@ class FakeVirtioDriver {
   bool Init(int num_queues, uint16_t queue_size, uint64_t extra_features = 0,
             std::string* why = nullptr);
   void SetupQueue(int q, uint16_t size);
+  // Init's steps, for a driver that lays out its own rings (tests/fuzz):
+  // reset through FEATURES_OK; then one ProgramQueue per queue (QueueSel ..
+  // QueueReady = 1, nothing in guest memory); then DRIVER_OK.
+  bool Negotiate(uint64_t extra_features = 0, std::string* why = nullptr);
+  void ProgramQueue(int q, uint16_t size, uint64_t desc, uint64_t avail, uint64_t used);
+  bool DriverOk(std::string* why = nullptr);
   uint32_t status() { return Read32(0x70); }
 
   // Writes a chain into free descriptors and publishes it; returns the head.

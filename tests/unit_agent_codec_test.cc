@@ -80,6 +80,24 @@ TEST(AgentCodec, UnknownFieldsAreSkipped) {
   EXPECT_EQ(back.u.ping.echo, 42u);
 }
 
+// A bool as a varint other than 0 or 1 (libprotobuf never writes one, but
+// reads any non-zero value as true): the C codec reads it the same way, not
+// as its low 32 bits, and writes it back as 1. Found by tests/fuzz.
+TEST(AgentCodec, NonCanonicalBoolsReadAsLibprotobufReadsThem) {
+  // ReadStdout reply {eof = 2^32}: field 2, varint 80 80 80 80 10.
+  const std::string bytes("\x82\x01\x06\x10\x80\x80\x80\x80\x10", 9);
+  pb::Response p;
+  ASSERT_TRUE(p.ParseFromString(bytes));
+  ASSERT_TRUE(p.read_stdout().eof());
+  const auto* in = reinterpret_cast<const uint8_t*>(bytes.data());
+  kf_agent_response back;
+  ASSERT_EQ(kf_agent_decode_response(in, bytes.size(), &back), KF_PB_OK);
+  ASSERT_EQ(back.kind, static_cast<uint32_t>(KF_AGENT_READ_STDOUT));
+  EXPECT_EQ(back.u.read_stream.eof, 1u);
+  back.u.read_stream.eof = 7;  // any non-zero value is written as true
+  EXPECT_EQ(EncodeC(back), p.SerializeAsString());
+}
+
 TEST(AgentCodec, EmptyPayloadHasNoBody) {
   kf_agent_request back;
   ASSERT_EQ(kf_agent_decode_request(nullptr, 0, &back), KF_PB_OK);

@@ -12,7 +12,7 @@
  */
 #include "agent/proto/agent_codec.h"
 
-enum field_kind { F_U64, F_U32, F_I32, F_STR, F_BYTES, F_STRS, F_MSG, F_MSGS };
+enum field_kind { F_U64, F_U32, F_I32, F_BOOL, F_STR, F_BYTES, F_STRS, F_MSG, F_MSGS };
 
 struct msg_desc;
 
@@ -35,6 +35,9 @@ struct msg_desc {
 #define U64(n, T, f) {n, F_U64, offsetof(T, f), 0, 0, 0, 0}
 #define U32(n, T, f) {n, F_U32, offsetof(T, f), 0, 0, 0, 0}
 #define I32(n, T, f) {n, F_I32, offsetof(T, f), 0, 0, 0, 0}
+/* A proto bool in a uint32_t: any non-zero varint reads as 1, as libprotobuf
+ * reads it (not its low 32 bits), and 1 is what is written for non-zero. */
+#define BOOLEAN(n, T, f) {n, F_BOOL, offsetof(T, f), 0, 0, 0, 0}
 #define STR(n, T, f) {n, F_STR, offsetof(T, f), sizeof(((T*)0)->f), 0, 0, 0}
 #define BYTES(n, T, f, l) {n, F_BYTES, offsetof(T, f), sizeof(((T*)0)->f), offsetof(T, l), 0, 0}
 #define STRS(n, T, f, entries) \
@@ -104,7 +107,7 @@ static const struct field_desc read_file_f[] = {STR(1, read_file_t, path),
                                                 U32(2, read_file_t, max_bytes)};
 static const struct field_desc read_file_reply_f[] = {
     BYTES(1, read_file_reply_t, data, len), U64(2, read_file_reply_t, size),
-    U32(3, read_file_reply_t, dax)};
+    BOOLEAN(3, read_file_reply_t, dax)};
 
 typedef struct kf_agent_error err_t;
 static const struct field_desc error_f[] = {I32(1, err_t, code), STR(2, err_t, message)};
@@ -115,7 +118,7 @@ typedef struct kf_agent_process process_t;
 static const struct field_desc process_f[] = {
     STRS(1, process_t, args, KF_AGENT_ARGV_ENTRIES), STRS(2, process_t, env, KF_AGENT_ARGV_ENTRIES),
     STR(3, process_t, cwd),                          U32(4, process_t, uid),
-    U32(5, process_t, gid),                          U32(6, process_t, terminal)};
+    U32(5, process_t, gid),                          BOOLEAN(6, process_t, terminal)};
 static const struct msg_desc process_d = DESC(process_f);
 
 typedef struct kf_agent_mount mount_t;
@@ -146,7 +149,7 @@ typedef struct kf_agent_wait_process_req wait_t;
 static const struct field_desc wait_f[] = {STR(1, wait_t, container_id), STR(2, wait_t, exec_id),
                                            U32(3, wait_t, timeout_ms)};
 typedef struct kf_agent_wait_process_reply wait_reply_t;
-static const struct field_desc wait_reply_f[] = {U32(1, wait_reply_t, exited),
+static const struct field_desc wait_reply_f[] = {BOOLEAN(1, wait_reply_t, exited),
                                                  I32(2, wait_reply_t, exit_code),
                                                  I32(3, wait_reply_t, signal)};
 
@@ -159,7 +162,7 @@ static const struct field_desc read_f[] = {STR(1, read_t, container_id), STR(2, 
                                            U32(3, read_t, max_bytes), U32(4, read_t, wait_ms)};
 typedef struct kf_agent_read_stream_reply read_reply_t;
 static const struct field_desc read_reply_f[] = {BYTES(1, read_reply_t, data, len),
-                                                 U32(2, read_reply_t, eof)};
+                                                 BOOLEAN(2, read_reply_t, eof)};
 
 typedef struct kf_agent_write_stdin_req write_t;
 static const struct field_desc write_f[] = {STR(1, write_t, container_id),
@@ -283,6 +286,10 @@ static void encode_body(struct kf_pb_writer* w, const struct msg_desc* d, const 
         kf_pb_copy(&u32, p, sizeof u32);
         kf_pb_put_uint64(w, f->number, u32);
         break;
+      case F_BOOL:
+        kf_pb_copy(&u32, p, sizeof u32);
+        kf_pb_put_uint64(w, f->number, (uint64_t)(u32 != 0));
+        break;
       case F_I32:
         kf_pb_copy(&i32, p, sizeof i32);
         kf_pb_put_int32(w, f->number, i32);
@@ -380,6 +387,9 @@ static int decode_field(const struct field_desc* d, const struct kf_pb_field* f,
   switch (d->kind) {
     case F_U64: return kf_pb_take_uint64(f, (uint64_t*)(void*)p);
     case F_U32: return kf_pb_take_uint32(f, (uint32_t*)(void*)p);
+    case F_BOOL:
+      if (f->type == KF_PB_VARINT) *(uint32_t*)(void*)p = (uint32_t)(f->value != 0);
+      return KF_PB_OK;
     case F_I32: return kf_pb_take_int32(f, (int32_t*)(void*)p);
     case F_STR: return kf_pb_take_string(f, (char*)p, d->cap);
     case F_BYTES: return kf_pb_take_bytes(f, p, d->cap, n);

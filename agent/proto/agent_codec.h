@@ -277,7 +277,8 @@ int kf_agent_encode_response(const struct kf_agent_response* m, uint8_t* buf, si
 /* Decode buf[0..len) into *m: its kind, and the union member of that kind
  * (zeroed first; the rest of the union is left as it was). Unknown fields are skipped; an
  * empty payload or an unknown-only one yields kind KF_AGENT_NONE and KF_PB_OK
- * (the caller answers UNKNOWN_REQUEST). Never reads outside buf[0..len). */
+ * (the caller answers UNKNOWN_REQUEST). Proto bools read as 0 or 1: any
+ * non-zero varint is 1, as libprotobuf reads it. Never reads outside buf[0..len). */
 int kf_agent_decode_request(const uint8_t* buf, size_t len, struct kf_agent_request* m);
 int kf_agent_decode_response(const uint8_t* buf, size_t len, struct kf_agent_response* m);
 

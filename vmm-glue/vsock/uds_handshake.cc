@@ -28,7 +28,9 @@ Result<std::optional<ConnectRequest>> ConnectLineParser::Feed(std::string_view d
   for (size_t i = 0; i < data.size(); ++i) {
     const char c = data[i];
     const size_t pos = line_len_++;
-    if (line_len_ > kMaxLine) {
+    // At the cap only the '\n' fits: any other byte there already makes
+    // the line too long (refused now, not after the client's next byte).
+    if (line_len_ > kMaxLine || (line_len_ == kMaxLine && c != '\n')) {
       return Fail("line longer than " + std::to_string(kMaxLine) + " bytes");
     }
     if (pos < kVerb.size()) {  // the verb, case-sensitive
