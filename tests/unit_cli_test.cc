@@ -10,6 +10,7 @@
 #include <string>
 
 #include "factory/cli/args.h"
+#include "factory/jail/cgroup.h"
 #include "tests/cli_run.h"
 
 namespace {
@@ -24,6 +25,21 @@ TEST(Cli, HelpTellsTheVerbs) {
     EXPECT_NE(r.output.find(verb), std::string::npos) << verb;
   EXPECT_EQ(Cli("clone --help").status, 0);
   EXPECT_EQ(Cli("template create --help").status, 0);
+}
+
+// `host` says what of the jail this host can enforce, whether or not KVM
+// is usable, and matches what the jail code itself finds.
+TEST(Cli, HostReportsTheJailItCanEnforce) {
+  CliRun r = Cli("host --json");
+  EXPECT_NE(r.output.find("\"jail\":{\"seccomp\":"), std::string::npos) << r.output;
+  const kf::CgroupProbe probe = kf::ProbeSandboxCgroups();
+  EXPECT_NE(r.output.find(probe.usable ? "\"cgroup\":true" : "\"cgroup\":false"),
+            std::string::npos)
+      << r.output;
+  if (!probe.usable) EXPECT_NE(r.output.find(probe.reason), std::string::npos) << r.output;
+  CliRun text = Cli("host");
+  EXPECT_NE(text.output.find("jail: seccomp allow-list: "), std::string::npos) << text.output;
+  EXPECT_NE(text.output.find("jail: cgroup v2 per sandbox: "), std::string::npos) << text.output;
 }
 
 TEST(Cli, BadUsageIsExit2WithOneLine) {

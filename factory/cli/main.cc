@@ -22,7 +22,7 @@ constexpr char kUsage[] =
     "  demo                     template of the embedded bare guest, clones, summary\n"
     "  template create|inspect  make a template (boot + snapshot), or check one\n"
     "  clone DIR --count N      clone a template N times and measure each clone\n"
-    "  host                     what this host's /dev/kvm offers\n"
+    "  host                     what this host's /dev/kvm offers, and the jail it can enforce\n"
     "  daemon                   serve the gRPC API: templates, zygotes, warm pools\n"
     "  get TEMPLATE             a ready VM from the daemon (GetVM)\n"
     "  release ID...            stop VMs the daemon handed out\n"

@@ -38,14 +38,22 @@ Status MakeDir(const std::string& path) {
   return Status::Ok();
 }
 
-// Enables the memory and pids controllers for `dir`'s children.
-Status DelegateControllers(const std::string& dir) {
+bool ControllersAvailable(const std::string& dir, std::string* missing) {
   const std::string have = ReadFile(dir + "/cgroup.controllers");
   for (const char* c : {"memory", "pids"}) {
-    if (have.find(c) == std::string::npos)
-      return Error(std::string("the ") + c + " controller is not available in " + dir +
-                   " (cgroup.controllers: '" + have.substr(0, have.find('\n')) + "')");
+    if (have.find(c) == std::string::npos) {
+      *missing = c;
+      return false;
+    }
   }
+  return true;
+}
+
+// Enables the memory and pids controllers for `dir`'s children.
+Status DelegateControllers(const std::string& dir) {
+  std::string missing;
+  if (!ControllersAvailable(dir, &missing))
+    return Error("the " + missing + " controller is not available in " + dir);
   return WriteFile(dir + "/cgroup.subtree_control", "+memory +pids");
 }
 
@@ -99,6 +107,53 @@ Result<std::string> OwnCgroupDir() {
   return Error("/proc/self/cgroup has no cgroup v2 entry (0::)");
 }
 
+namespace {
+
+// CG for a process in `own`: a daemon restarted in its own kf-daemon leaf
+// keeps the layout.
+std::string BaseFor(const std::string& own) {
+  if (std::filesystem::path(own).filename() == "kf-daemon")
+    return std::filesystem::path(own).parent_path().string();
+  return own;
+}
+
+// The root cgroup (no cgroup.type file) may hold processes and hand
+// controllers down; any other must be emptied first.
+bool IsRootCgroup(const std::string& dir) {
+  return ::access((dir + "/cgroup.type").c_str(), F_OK) != 0;
+}
+
+}  // namespace
+
+CgroupProbe ProbeSandboxCgroups() {
+  CgroupProbe p;
+  auto own = OwnCgroupDir();
+  if (!own.ok()) {
+    p.reason = own.error().message();
+    return p;
+  }
+  p.base = BaseFor(*own);
+  std::string missing;
+  if (::access((p.base + "/cgroup.procs").c_str(), W_OK) != 0) {
+    p.reason = p.base + "/cgroup.procs is not writable";
+  } else if (!ControllersAvailable(p.base, &missing)) {
+    p.reason = "the " + missing + " controller is not available in " + p.base;
+  } else if (!IsRootCgroup(p.base)) {
+    // Setup moves the daemon to kf-daemon; anyone else left in CG would
+    // keep it from handing controllers down.
+    std::istringstream procs(ReadFile(p.base + "/cgroup.procs"));
+    pid_t pid;
+    while (procs >> pid)
+      if (pid != ::getpid()) {
+        p.reason = p.base + " holds other processes (pid " + std::to_string(pid) +
+                   "): run the daemon in a cgroup of its own (systemd: Delegate=yes)";
+        break;
+      }
+  }
+  p.usable = p.reason.empty();
+  return p;
+}
+
 Result<SandboxCgroups> SandboxCgroups::Setup(CgroupMode mode) {
   SandboxCgroups c;
   if (mode == CgroupMode::kOff) {
@@ -111,17 +166,11 @@ Result<SandboxCgroups> SandboxCgroups::Setup(CgroupMode mode) {
     c.description_ = own.error().message();
     return c;
   }
-  // A daemon restarted in its own kf-daemon leaf keeps the layout.
-  std::string base = *own;
-  if (std::filesystem::path(base).filename() == "kf-daemon")
-    base = std::filesystem::path(base).parent_path().string();
+  const std::string base = BaseFor(*own);
   auto attempt = [&]() -> Status {
     if (::access((base + "/cgroup.procs").c_str(), W_OK) != 0)
       return Error::Sys(base + "/cgroup.procs is not writable");
-    // The root cgroup (no cgroup.type file) may hold processes and hand
-    // controllers down; any other must be emptied first.
-    const bool is_root = ::access((base + "/cgroup.type").c_str(), F_OK) != 0;
-    if (!is_root && base == *own) {
+    if (!IsRootCgroup(base) && base == *own) {
       // Move ourselves (all threads) out of the way of the controllers.
       RETURN_IF_ERROR(MakeDir(base + "/kf-daemon"));
       RETURN_IF_ERROR(WriteFile(base + "/kf-daemon/cgroup.procs", "0"));

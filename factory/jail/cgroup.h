@@ -40,6 +40,16 @@ struct CgroupLimits {
 // path), or an error saying why there is none (no cgroup2 mount, v1 only).
 Result<std::string> OwnCgroupDir();
 
+// What Setup(kAuto) would find here, read without changing anything (for
+// `kata-factory host`): the directory the sandboxes' cgroups would go
+// under, or why there would be none.
+struct CgroupProbe {
+  bool usable = false;
+  std::string base;    // CG
+  std::string reason;  // when not usable
+};
+CgroupProbe ProbeSandboxCgroups();
+
 class SandboxCgroups {
  public:
   // kOff, or kAuto where cgroup v2 cannot be used: a disabled instance whose

@@ -5,12 +5,15 @@
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
 #include <initializer_list>
 
 namespace kf {
@@ -155,6 +158,20 @@ Status InstallSandboxSeccomp(SeccompMode mode) {
     return Error::Sys("seccomp TSYNC attribute", -rc);
   if (int rc = seccomp_load(f.get()); rc < 0) return Error::Sys("loading the seccomp filter", -rc);
   return Status::Ok();
+}
+
+std::string SeccompUnavailableReason() {
+  if (::prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0)
+    return std::string("the kernel has no seccomp (prctl PR_GET_SECCOMP: ") + std::strerror(errno) +
+           ")";
+  std::ifstream in("/proc/sys/kernel/seccomp/actions_avail");
+  std::string actions;
+  std::getline(in, actions);
+  for (const char* needed : {"trap", "log"})
+    if (!actions.empty() && (" " + actions + " ").find(std::string(" ") + needed + " ") ==
+                                std::string::npos)
+      return std::string("the kernel's seccomp lacks the ") + needed + " action (" + actions + ")";
+  return "";
 }
 
 std::optional<SeccompMode> ParseSeccompMode(std::string_view name) {

@@ -11,6 +11,8 @@
 // and exits with kSeccompDeniedExit, so an operator sees which call it was.
 #pragma once
 
+#include <string>
+
 #include "factory/jail/jail_options.h"
 #include "vmm-glue/result.h"
 
@@ -21,5 +23,9 @@ inline constexpr int kSeccompDeniedExit = 159;  // 128 + SIGSYS
 // Loads the filter into every thread of the calling process (TSYNC) and
 // sets no_new_privs. Irreversible. kOff does nothing.
 Status InstallSandboxSeccomp(SeccompMode mode);
+
+// Whether this kernel can enforce the filter (seccomp filters with the trap
+// and log actions); empty when it can, else why not.
+std::string SeccompUnavailableReason();
 
 }  // namespace kf
