@@ -7,11 +7,11 @@
 #include <chrono>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <thread>
 #include <vector>
 
 #include "factory/clock.h"
+#include "factory/daemon/run_dir.h"
 
 namespace kf::bench {
 
@@ -35,16 +35,8 @@ std::map<int, int> ParentsOfAll() {
   while (dirent* e = ::readdir(d)) {
     const int pid = std::atoi(e->d_name);
     if (pid <= 0) continue;
-    std::ifstream stat(std::string("/proc/") + e->d_name + "/stat");
-    std::string line;
-    if (!std::getline(stat, line)) continue;
-    const size_t paren = line.rfind(')');
-    if (paren == std::string::npos) continue;
-    std::istringstream rest(line.substr(paren + 2));
-    char state = 0;
-    int ppid = 0;
-    rest >> state >> ppid;
-    if (state != 'Z') parent[pid] = ppid;
+    const auto stat = daemon::ReadProcStat(pid);
+    if (stat && stat->state != 'Z') parent[pid] = stat->ppid;
   }
   ::closedir(d);
   return parent;

@@ -83,24 +83,24 @@ Result<AgentClient> AgentClient::Handshake(UniqueFd fd, uint32_t port, int timeo
       ok.find_first_not_of("0123456789", 3) != std::string::npos)
     return Error("vsock handshake: expected 'OK <port>', got '" + ok + "'");
   c.host_port_ = static_cast<uint32_t>(std::stoull(ok.substr(3)));
-  uint32_t stream = 0;
-  ASSIGN_OR_RETURN(std::string payload, c.RecvFrame(&stream));
-  agentpb::Response r;
-  if (stream != KF_AGENT_STREAM_AGENT || !r.ParseFromString(payload) || !r.has_ready())
-    return Error("agent did not start with a Ready frame on stream 0");
-  c.ready_ = r.ready();
+  RETURN_IF_ERROR(c.RecvReady());
   return c;
 }
 
 Result<AgentClient> AgentClient::Attach(UniqueFd fd, int timeout_ms) {
   AgentClient c(std::move(fd), timeout_ms);
+  RETURN_IF_ERROR(c.RecvReady());
+  return c;
+}
+
+Status AgentClient::RecvReady() {
   uint32_t stream = 0;
-  ASSIGN_OR_RETURN(std::string payload, c.RecvFrame(&stream));
+  ASSIGN_OR_RETURN(std::string payload, RecvFrame(&stream));
   agentpb::Response r;
   if (stream != KF_AGENT_STREAM_AGENT || !r.ParseFromString(payload) || !r.has_ready())
     return Error("agent did not start with a Ready frame on stream 0");
-  c.ready_ = r.ready();
-  return c;
+  ready_ = r.ready();
+  return Status::Ok();
 }
 
 Status AgentClient::SendAll(const void* data, size_t len) {

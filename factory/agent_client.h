@@ -106,6 +106,8 @@ class AgentClient {
   Result<std::string> RecvLine();
   // Reads one frame; returns its payload and fills stream id.
   Result<std::string> RecvFrame(uint32_t* stream_id);
+  // Reads the agent's first frame, which must be Ready on stream 0, into ready_.
+  Status RecvReady();
 
   UniqueFd fd_;
   int timeout_ms_;

@@ -18,7 +18,6 @@
 #include <fstream>
 #include <functional>
 #include <map>
-#include <sstream>
 #include <thread>
 
 #include "agent/bare/bare_abi.h"
@@ -52,11 +51,8 @@ bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeou
 using kf::testing::KfBinary;
 
 bool Alive(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  const size_t paren = line.rfind(')');
-  return paren == std::string::npos || line.at(paren + 2) != 'Z';
+  const auto stat = ReadProcStat(pid);
+  return stat && stat->state != 'Z';
 }
 
 // "Key:\tvalue" from /proc/PID/status; "" when absent.
@@ -96,16 +92,8 @@ size_t CountThreads(pid_t pid) {
 std::vector<pid_t> ZygotesOf(pid_t parent, const std::string& run_dir) {
   std::vector<pid_t> out;
   for (pid_t pid : FindOurProcesses(run_dir)) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    std::getline(stat, line);
-    const size_t paren = line.rfind(')');
-    if (paren == std::string::npos) continue;
-    std::istringstream rest(line.substr(paren + 2));
-    char state;
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    if (ppid == parent) out.push_back(pid);
+    const auto stat = ReadProcStat(pid);
+    if (stat && stat->ppid == parent) out.push_back(pid);
   }
   return out;
 }

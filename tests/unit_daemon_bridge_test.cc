@@ -24,6 +24,7 @@
 #include "factory/daemon/ops_bridge.h"
 #include "proto/factory.grpc.pb.h"
 #include "snapshot/template_files.h"
+#include "tests/fake_template.h"
 
 namespace kf::daemon {
 namespace {
@@ -185,16 +186,7 @@ std::string HttpGet(uint16_t port, const std::string& path = "/metrics") {
   return out;
 }
 
-// A valid template directory that is not a bootable guest (as in
-// unit_daemon_test.cc): found at start, it gets a pool.
-void WriteFakeTemplate(const std::string& dir) {
-  TemplateState s;
-  s.guest_kind = kGuestKindBare;
-  s.vcpus.resize(1);
-  std::vector<uint8_t> memory(2 << 20, 0);
-  Status w = WriteTemplate(dir, s, memory);
-  ASSERT_TRUE(w.ok()) << w.error().message();
-}
+using kf::testing::WriteFakeTemplate;
 
 class DaemonBridgeTest : public ::testing::Test {
  protected:

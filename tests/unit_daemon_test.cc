@@ -33,6 +33,7 @@
 #include "proto/factory.grpc.pb.h"
 #include "snapshot/template_files.h"
 #include "tests/cli_run.h"
+#include "tests/fake_template.h"
 
 namespace kf::daemon {
 namespace {
@@ -203,23 +204,11 @@ TEST(TemplateRegistry, Names) {
 
 // ---- A daemon in this process ---------------------------------------------------------
 
-// A valid template directory that is not a bootable guest: a zygote loads
-// it; a clone of it cannot run.
-void WriteFakeTemplate(const std::string& dir) {
-  TemplateState s;
-  s.guest_kind = kGuestKindBare;
-  s.vcpus.resize(1);
-  std::vector<uint8_t> memory(2 << 20, 0);
-  Status w = WriteTemplate(dir, s, memory);
-  ASSERT_TRUE(w.ok()) << w.error().message();
-}
+using kf::testing::WriteFakeTemplate;
 
 bool Alive(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  const size_t paren = line.rfind(')');
-  return paren == std::string::npos || line.at(paren + 2) != 'Z';
+  const auto stat = ReadProcStat(pid);
+  return stat && stat->state != 'Z';
 }
 
 class DaemonTest : public ::testing::Test {

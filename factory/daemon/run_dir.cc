@@ -112,6 +112,19 @@ std::vector<pid_t> FindOurProcesses(const std::string& run_dir) {
   return pids;
 }
 
+std::optional<ProcStat> ReadProcStat(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses.
+  const size_t paren = line.rfind(')');
+  if (paren == std::string::npos) return std::nullopt;
+  std::istringstream rest(line.substr(paren + 1));
+  ProcStat st;
+  if (!(rest >> st.state >> st.ppid)) return std::nullopt;
+  return st;
+}
+
 std::vector<std::string> CleanLeftovers(const std::string& run_dir) {
   std::vector<std::string> done;
   auto pids = FindOurProcesses(run_dir);
@@ -120,11 +133,8 @@ std::vector<std::string> CleanLeftovers(const std::string& run_dir) {
   for (int i = 0; i < 100 && !pids.empty(); ++i) {
     std::erase_if(pids, [](pid_t pid) {
       // Gone, or a zombie waiting for a parent that is not us.
-      std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-      std::string line;
-      if (!std::getline(stat, line)) return true;
-      const size_t paren = line.rfind(')');
-      return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
+      const auto stat = ReadProcStat(pid);
+      return !stat || stat->state == 'Z';
     });
     if (!pids.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

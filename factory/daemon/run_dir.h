@@ -15,6 +15,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,14 @@ bool SocketAnswers(const std::string& path);
 // there, else removes a stale socket file. The lock fd is held until the
 // daemon removes the socket.
 Result<UniqueFd> ClaimSocket(const std::string& socket_path);
+
+// A process's state letter ('R', 'S', 'Z', ...) and parent, from
+// /proc/PID/stat; nullopt when it is gone.
+struct ProcStat {
+  char state = 0;
+  pid_t ppid = 0;
+};
+std::optional<ProcStat> ReadProcStat(pid_t pid);
 
 // Processes whose command line is a zygote (or sandbox) of a daemon using
 // `run_dir`: argv[1] == "zygote" and "--run-dir" `run_dir`.
