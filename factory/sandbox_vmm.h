@@ -18,7 +18,9 @@ struct SandboxOptions {
   // Where the clone's hybrid-vsock socket goes (RUN/<id>/agent.sock); the
   // directory must exist. Guest-initiated connections go to <path>_<port>.
   std::string agent_sock;
-  // The confinement entered before the guest runs (factory/jail/).
+  // The confinement entered before the guest runs (factory/jail/). In a
+  // Zygote::Clone request only jail.uid travels (the clone's own ids); the
+  // rest is the zygote's, given when it was started.
   JailOptions jail;
   // A cgroup v2 directory (O_DIRECTORY fd) the sandbox moves into right
   // after the fork; -1: none. The requester's fd, sent to the zygote with

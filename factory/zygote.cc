@@ -29,6 +29,7 @@ constexpr uint32_t kZygoteMagic = 0x4b465a59;  // "KFZY"
 struct ZygoteRequest {
   uint32_t magic = kZygoteMagic;
   uint32_t mergeable = 0;
+  uint32_t uid = 0;  // the sandbox's own uid and gid; 0: the zygote's
   char agent_sock[kAgentSockPathMax] = {};  // NUL-terminated
 };
 
@@ -164,6 +165,7 @@ void ReplyError(int sock, const std::string& what) {
     options.mergeable = req.mergeable != 0;
     options.agent_sock = req.agent_sock;
     options.jail = jail;
+    options.jail.uid = req.uid;
     options.cgroup_fd = cgroup.get();
     const uint64_t fork_ns = MonotonicNs();
     pid_t pid = ::fork();
@@ -322,6 +324,7 @@ void Zygote::Stop() {
 Result<CloneHandle> Zygote::Clone(const SandboxOptions& options) {
   ZygoteRequest req;
   req.mergeable = options.mergeable ? 1 : 0;
+  req.uid = options.jail.uid;
   if (options.agent_sock.empty() || options.agent_sock.size() >= sizeof req.agent_sock)
     return Error("agent socket path '" + options.agent_sock + "' is empty or longer than " +
                  std::to_string(sizeof req.agent_sock - 1) + " bytes (a Unix socket limit)");

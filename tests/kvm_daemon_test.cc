@@ -27,6 +27,7 @@
 #include "factory/daemon/daemon_server.h"
 #include "factory/daemon/run_dir.h"
 #include "factory/jail/cgroup.h"
+#include "factory/jail/sandbox_uids.h"
 #include "proto/factory.grpc.pb.h"
 #include "tests/cli_run.h"
 
@@ -316,6 +317,30 @@ TEST_F(KvmDaemonTest, SandboxIsJailed) {
   EXPECT_EQ(StatusField(pid, "NoNewPrivs"), "1");
   EXPECT_EQ(StatusField(pid, "CapEff"), "0000000000000000");
   EXPECT_EQ(StatusField(pid, "CapPrm"), "0000000000000000");
+  // A uid and gid of its own (root daemon: sandbox_uids auto), not shared
+  // with a second clone; its run directory is open to its gid alone.
+  if (SandboxUidsUnavailableReason().empty()) {
+    pb::GetVMResponse second;
+    ASSERT_TRUE(GetVm(&second).ok());
+    const uint32_t uid = resp.vm().sandbox_uid();
+    EXPECT_GE(uid, kDefaultSandboxUidFirst);
+    EXPECT_NE(second.vm().sandbox_uid(), uid) << "two live clones share a uid";
+    const std::string ids = std::to_string(uid) + "\t" + std::to_string(uid) + "\t" +
+                            std::to_string(uid) + "\t" + std::to_string(uid);
+    EXPECT_EQ(StatusField(pid, "Uid"), ids);
+    EXPECT_EQ(StatusField(pid, "Gid"), ids);
+    EXPECT_EQ(StatusField(second.vm().pid(), "Uid").substr(0, 10),
+              std::to_string(second.vm().sandbox_uid()));
+    struct stat st {};
+    ASSERT_EQ(::stat(fs::path(resp.vm().agent_socket()).parent_path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 0u);
+    EXPECT_EQ(st.st_gid, uid);
+    EXPECT_EQ(st.st_mode & 07777, 0750u);
+    ASSERT_TRUE(Release(second.vm().id()).ok());
+  } else {
+    std::cout << "sandbox uids not checked: " << SandboxUidsUnavailableReason() << "\n";
+    EXPECT_EQ(resp.vm().sandbox_uid(), 0u);
+  }
 
   auto zygotes = ZygotesOf(::getpid(), options_.run_dir);
   ASSERT_EQ(zygotes.size(), 1u);

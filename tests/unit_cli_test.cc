@@ -11,6 +11,7 @@
 
 #include "factory/cli/args.h"
 #include "factory/jail/cgroup.h"
+#include "factory/jail/sandbox_uids.h"
 #include "tests/cli_run.h"
 
 namespace {
@@ -40,6 +41,13 @@ TEST(Cli, HostReportsTheJailItCanEnforce) {
   CliRun text = Cli("host");
   EXPECT_NE(text.output.find("jail: seccomp allow-list: "), std::string::npos) << text.output;
   EXPECT_NE(text.output.find("jail: cgroup v2 per sandbox: "), std::string::npos) << text.output;
+  const bool uids = kf::SandboxUidsUnavailableReason().empty();
+  EXPECT_NE(r.output.find(uids ? "\"sandbox_uids\":true" : "\"sandbox_uids\":false"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(text.output.find(uids ? "jail: a uid per sandbox: yes" : "jail: a uid per sandbox: no: "),
+            std::string::npos)
+      << text.output;
 }
 
 TEST(Cli, BadUsageIsExit2WithOneLine) {

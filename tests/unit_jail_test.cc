@@ -25,6 +25,7 @@
 #include "factory/jail/capabilities.h"
 #include "factory/jail/cgroup.h"
 #include "factory/jail/jail.h"
+#include "factory/jail/sandbox_uids.h"
 #include "factory/jail/seccomp_filter.h"
 
 namespace kf {
@@ -195,6 +196,114 @@ TEST(Jail, CapabilitiesDroppedAndNoNewPrivs) {
   EXPECT_NE(r.output.find("NoNewPrivs:\t1"), std::string::npos) << r.output;
   if (::geteuid() == 0)  // the bounding set can only be cleared with CAP_SETPCAP
     EXPECT_NE(r.output.find("CapBnd:\t0000000000000000"), std::string::npos) << r.output;
+}
+
+// A uid of its own: the sandbox's real, effective, saved and file-system
+// ids are the given one, it has no supplementary group and no capability,
+// and a file only root may read is closed to it (seccomp off here, so it
+// is the uid that refuses, not the filter). Needs root to switch ids.
+TEST(Jail, OwnUidAndGidWithNoGroupsAndNoAccessToRootFiles) {
+  if (!SandboxUidsUnavailableReason().empty())
+    GTEST_SKIP() << SandboxUidsUnavailableReason();
+  char path[] = "/tmp/kf-jail-rootonly-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  ASSERT_EQ(::chmod(path, 0600), 0);
+  for (bool drop : {true, false}) {
+    ChildResult r = InChild([&] {
+      JailOptions o;
+      o.seccomp = SeccompMode::kOff;
+      o.drop_capabilities = drop;
+      o.uid = 2000000123;
+      if (Status s = EnterJail(o); !s.ok()) {
+        Say(s.error().message().c_str());
+        ::_exit(3);
+      }
+      if (HasAnyCapability()) Say("still has a capability\n");
+      if (::open(path, O_RDONLY) >= 0 || errno != EACCES) Say("root's file opened\n");
+      std::ifstream in("/proc/self/status");
+      std::string line;
+      while (std::getline(in, line)) {
+        if (line.rfind("Uid:", 0) == 0 || line.rfind("Gid:", 0) == 0 ||
+            line.rfind("Groups:", 0) == 0) {
+          Say(line.c_str());
+          Say("\n");
+        }
+      }
+    });
+    SCOPED_TRACE(drop ? "capabilities dropped" : "capabilities kept");
+    EXPECT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0) << r.output;
+    EXPECT_NE(r.output.find("Uid:\t2000000123\t2000000123\t2000000123\t2000000123\n"),
+              std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("Gid:\t2000000123\t2000000123\t2000000123\t2000000123\n"),
+              std::string::npos) << r.output;
+    const size_t groups = r.output.find("Groups:");
+    ASSERT_NE(groups, std::string::npos) << r.output;
+    const std::string line = r.output.substr(groups, r.output.find('\n', groups) - groups);
+    EXPECT_EQ(line.find_first_of("0123456789"), std::string::npos) << "groups left: " << line;
+    EXPECT_EQ(r.output.find("still has"), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("root's file"), std::string::npos) << r.output;
+  }
+  ::unlink(path);
+}
+
+TEST(SandboxUids, ParseAcceptsAutoOffAndRangesOnly) {
+  auto a = ParseSandboxUids("auto");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->mode, SandboxUidSpec::kAuto);
+  auto off = ParseSandboxUids("off");
+  ASSERT_TRUE(off.ok());
+  EXPECT_EQ(off->mode, SandboxUidSpec::kOff);
+  auto r = ParseSandboxUids("3000000000:10");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->mode, SandboxUidSpec::kRange);
+  EXPECT_EQ(r->first, 3000000000u);
+  EXPECT_EQ(r->count, 10u);
+  EXPECT_EQ(SandboxUidSpecText(*r), "3000000000:10");
+  for (const char* bad : {"", "yes", "100", "0:10", "100:0", "-1:5", "10:x", "4294967290:10",
+                          "60000:10000", "1:2:3"}) {
+    auto p = ParseSandboxUids(bad);
+    EXPECT_FALSE(p.ok()) << "'" << bad << "' accepted";
+    if (!p.ok()) {
+      EXPECT_NE(p.error().message().find("sandbox uids"), std::string::npos);
+    }
+  }
+}
+
+// Ids go round the range: each live one is distinct, a full range says so,
+// and a freed id is handed out again only after the others.
+TEST(SandboxUids, AllocateRoundRobinUntilFullThenFree) {
+  SandboxUidSpec spec{SandboxUidSpec::kRange, 5000000, 3};
+  auto uids = SandboxUids::Setup(spec);
+  if (!SandboxUidsUnavailableReason().empty()) {
+    ASSERT_FALSE(uids.ok()) << "an explicit range without the right to switch ids must fail";
+    EXPECT_NE(uids.error().message().find("CAP_SETUID"), std::string::npos);
+    spec.mode = SandboxUidSpec::kAuto;
+    auto a = SandboxUids::Setup(spec);
+    ASSERT_TRUE(a.ok());
+    EXPECT_FALSE(a->enabled());
+    EXPECT_NE(a->description().find("CAP_SETUID"), std::string::npos);
+    return;
+  }
+  ASSERT_TRUE(uids.ok()) << uids.error().message();
+  ASSERT_TRUE(uids->enabled());
+  EXPECT_EQ(uids->description(), "5000000..5000002");
+  EXPECT_EQ(uids->Allocate(), 5000000u);
+  EXPECT_EQ(uids->Allocate(), 5000001u);
+  uids->Free(5000000);
+  EXPECT_EQ(uids->Allocate(), 5000002u) << "a freed id must not come back first";
+  EXPECT_EQ(uids->Allocate(), 5000000u);
+  EXPECT_FALSE(uids->Allocate().has_value()) << "the range is full";
+  EXPECT_EQ(uids->live(), 3u);
+  uids->Free(5000001);
+  uids->Free(5000001);  // twice: no effect
+  uids->Free(7);        // outside: no effect
+  EXPECT_EQ(uids->live(), 2u);
+  EXPECT_EQ(uids->Allocate(), 5000001u);
+  auto off = SandboxUids::Setup({SandboxUidSpec::kOff, 0, 0});
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off->enabled());
 }
 
 TEST(Jail, CloseAllExceptKeepsOnlyWhatItIsTold) {

@@ -8,6 +8,7 @@
 #include "factory/cli/json.h"
 #include "factory/jail/capabilities.h"
 #include "factory/jail/cgroup.h"
+#include "factory/jail/sandbox_uids.h"
 #include "factory/jail/seccomp_filter.h"
 #include "vmm-glue/kvm.h"
 
@@ -19,10 +20,12 @@ struct JailSupport {
   std::string seccomp_unavailable;  // "" = enforceable
   bool has_capabilities = false;    // this process holds some (sandboxes drop them)
   CgroupProbe cgroup;
+  std::string uids_unavailable;     // "" = a uid per sandbox (sandbox_uids = auto)
 };
 
 JailSupport ProbeJail() {
-  return {SeccompUnavailableReason(), HasAnyCapability(), ProbeSandboxCgroups()};
+  return {SeccompUnavailableReason(), HasAnyCapability(), ProbeSandboxCgroups(),
+          SandboxUidsUnavailableReason()};
 }
 
 void JailJson(Json& j, const JailSupport& s) {
@@ -31,6 +34,11 @@ void JailJson(Json& j, const JailSupport& s) {
   j.Bool("capabilities_to_drop", s.has_capabilities).Bool("cgroup", s.cgroup.usable);
   if (s.cgroup.usable) j.Str("cgroup_dir", s.cgroup.base + "/kf-sandboxes");
   else j.Str("cgroup_reason", s.cgroup.reason);
+  j.Bool("sandbox_uids", s.uids_unavailable.empty());
+  if (s.uids_unavailable.empty())
+    j.Str("sandbox_uid_range", std::to_string(kDefaultSandboxUidFirst) + ":" +
+                                   std::to_string(kDefaultSandboxUidCount));
+  else j.Str("sandbox_uids_reason", s.uids_unavailable);
   j.EndObject();
 }
 
@@ -45,6 +53,11 @@ void JailText(const JailSupport& s) {
                 s.cgroup.base.c_str());
   else
     std::printf("jail: cgroup v2 per sandbox: not usable: %s\n", s.cgroup.reason.c_str());
+  if (s.uids_unavailable.empty())
+    std::printf("jail: a uid per sandbox: yes, from %u (sandbox_uids = auto)\n",
+                kDefaultSandboxUidFirst);
+  else
+    std::printf("jail: a uid per sandbox: no: %s\n", s.uids_unavailable.c_str());
 }
 
 }  // namespace
@@ -55,8 +68,8 @@ int HostCommand(const Argv& argv) {
   if (args->Has("help"))
     return std::fputs("Usage: kata-factory host [--json]\n"
                       "  Report this host's KVM, and which parts of the sandbox jail it can\n"
-                      "  enforce (seccomp, capabilities, a cgroup v2 per sandbox) for a daemon\n"
-                      "  started as this user here. Exit status 1 when KVM is not usable.\n",
+                      "  enforce (seccomp, capabilities, a cgroup v2 and a uid per sandbox) for a\n"
+                      "  daemon started as this user here. Exit status 1 when KVM is not usable.\n",
                       stdout),
            0;
   auto kvm = Kvm::Open();

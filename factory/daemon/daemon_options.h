@@ -14,6 +14,7 @@
 #include <grpcpp/support/status_code_enum.h>
 
 #include "factory/jail/cgroup.h"
+#include "factory/jail/sandbox_uids.h"
 #include "factory/jail/jail_options.h"
 
 namespace kf::daemon {
@@ -85,6 +86,7 @@ struct DaemonOptions {
   // sandbox; a cgroup v2 directory per sandbox where the host allows it.
   JailOptions jail;
   CgroupMode cgroup = CgroupMode::kAuto;
+  SandboxUidSpec sandbox_uids;  // auto: a uid per sandbox when root
   uint64_t sandbox_memory_headroom_bytes = uint64_t{64} << 20;  // memory.max = guest + this
   uint64_t sandbox_pids_max = 64;                                // 0: no limit
 

@@ -91,6 +91,7 @@ Vm::~Vm() {
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
   }
+  if (uids) uids->Free(uid);
 }
 
 FactoryCore::FactoryCore(DaemonOptions options)
@@ -130,6 +131,14 @@ Status FactoryCore::Start() {
     Log(options_.cgroup == CgroupMode::kOff ? LogSeverity::kInfo : LogSeverity::kWarn,
         "sandboxes run without their own cgroup (no memory.max, pids.max): " +
             cgroups.description());
+  }
+  ASSIGN_OR_RETURN(SandboxUids uids, SandboxUids::Setup(options_.sandbox_uids));
+  if (uids.enabled()) {
+    Log(LogSeverity::kInfo, "sandbox uids: one per sandbox from " + uids.description());
+    uids_ = std::make_shared<SandboxUids>(std::move(uids));
+  } else {
+    Log(options_.sandbox_uids.mode == SandboxUidSpec::kOff ? LogSeverity::kInfo : LogSeverity::kWarn,
+        "sandboxes share the daemon's user: " + uids.description());
   }
   Log(LogSeverity::kInfo, std::string("sandbox jail: seccomp ") +
                               SeccompModeName(options_.jail.seccomp) + ", capabilities " +
@@ -230,8 +239,21 @@ Result<std::shared_ptr<Vm>> FactoryCore::CloneVm(const std::string& tmpl, const 
   const std::string dir = options_.run_dir + "/vms/" + vm->id;
   if (::mkdir(dir.c_str(), 0700) < 0) return Error::Sys("mkdir " + dir);
   vm->dir = dir;
-  vm->created_unix_ns = static_cast<int64_t>(RealtimeNs());
   SandboxOptions o;
+  if (uids_) {
+    auto uid = uids_->Allocate();
+    if (!uid)
+      return Error("every sandbox uid of " + uids_->description() + " is in use (sandbox_uids)",
+                   EUSERS);
+    vm->uids = uids_;
+    vm->uid = *uid;
+    o.jail.uid = *uid;
+    // Its VMM may reach listeners in its own directory (guest-initiated
+    // streams), no one else's.
+    if (::chown(dir.c_str(), 0, *uid) < 0 || ::chmod(dir.c_str(), 0750) < 0)
+      return Error::Sys("giving " + dir + " to sandbox gid " + std::to_string(*uid));
+  }
+  vm->created_unix_ns = static_cast<int64_t>(RealtimeNs());
   o.mergeable = PoolFor(tmpl).mergeable;
   o.agent_sock = dir + "/agent.sock";
   UniqueFd cgroup;
@@ -345,6 +367,7 @@ void FactoryCore::ToProto(const Vm& vm, pb::VM* out) {
   out->set_created_unix_ns(vm.created_unix_ns);
   out->set_leased_unix_ns(vm.leased_unix_ns);
   out->set_lease_expires_unix_ns(vm.lease_expires_unix_ns);
+  out->set_sandbox_uid(vm.uid);
   *out->mutable_timings() = vm.timings;
 }
 
@@ -407,6 +430,7 @@ grpc::Status FactoryCore::GetVm(const pb::GetVMRequest& req, uint64_t deadline_n
     const std::string msg = "cloning " + name + ": " + cloned.error().message();
     Log(LogSeverity::kError, msg, "", name);
     if (MonotonicNs() >= deadline_ns) return Err(StatusCode::DEADLINE_EXCEEDED, msg);
+    if (cloned.error().sys_errno() == EUSERS) return Err(StatusCode::RESOURCE_EXHAUSTED, msg);
     if (!kvm_unavailable_.empty())
       return Err(StatusCode::FAILED_PRECONDITION, "KVM is not usable here: " + kvm_unavailable_);
     return Err(StatusCode::INTERNAL, msg);

@@ -29,6 +29,7 @@
 #include "factory/daemon/template_registry.h"
 #include "factory/daemon/warm_pool.h"
 #include "factory/jail/cgroup.h"
+#include "factory/jail/sandbox_uids.h"
 #include "factory/daemon/zygote_set.h"
 #include "proto/factory.pb.h"
 #include "vmm-glue/unique_fd.h"
@@ -45,6 +46,10 @@ struct Vm {
   // Its cgroup directory (kf-sandboxes/<id>), removed by the destructor;
   // null when sandbox cgroups are off.
   std::shared_ptr<const SandboxCgroups> cgroups;
+  // Its own uid (and gid), handed back by the destructor; 0 and null when
+  // sandbox uids are off.
+  uint32_t uid = 0;
+  std::shared_ptr<SandboxUids> uids;
   // The daemon's connection to the agent while the VM is pooled; closed at
   // hand-out, after SetIdentity, so agent.sock is the client's alone.
   std::optional<AgentClient> agent;
@@ -126,6 +131,8 @@ class FactoryCore {
   std::string kvm_unavailable_;
   // Set up by Start(); disabled (with the reason) where cgroup v2 cannot be used.
   std::shared_ptr<const SandboxCgroups> cgroups_;
+  // Set up by Start(); disabled (with the reason) where ids cannot be switched.
+  std::shared_ptr<SandboxUids> uids_;
   uint64_t start_ns_ = 0;
 
   mutable std::mutex mu_;

@@ -63,6 +63,9 @@ Result<DaemonOptions> DaemonOptionsFromConfig(const ops::DaemonConfig& c) {
   auto cgroup = ParseCgroupMode(c.cgroup);
   if (!cgroup) return Error("cgroup: '" + c.cgroup + "' is not auto, off or required");
   o.cgroup = *cgroup;
+  auto uids = ParseSandboxUids(c.sandbox_uids);
+  if (!uids.ok()) return Error("sandbox_uids: " + uids.error().message());
+  o.sandbox_uids = *uids;
   o.sandbox_memory_headroom_bytes = c.sandbox_memory_headroom_bytes;
   o.sandbox_pids_max = c.sandbox_pids_max;
   for (const auto& [name, t] : c.templates) {

@@ -11,7 +11,8 @@
 namespace kf {
 
 Status EnterJail(const JailOptions& options) {
-  if (options.drop_capabilities) RETURN_IF_ERROR(DropCapabilities());
+  if (options.drop_capabilities) RETURN_IF_ERROR(DropCapabilities(options.uid));
+  else if (options.uid != 0) RETURN_IF_ERROR(SwitchToSandboxIds(options.uid));
   return InstallSandboxSeccomp(options.seccomp);
 }
 

@@ -10,7 +10,8 @@
 
 namespace kf {
 
-// Drops capabilities (if asked), then installs the seccomp filter.
+// Switches to the sandbox's own ids (if it has them), drops capabilities
+// (if asked), then installs the seccomp filter.
 // Irreversible; call once, in the sandbox process only.
 Status EnterJail(const JailOptions& options);
 

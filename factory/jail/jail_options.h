@@ -4,6 +4,7 @@
 // instruction.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,9 @@ struct JailOptions {
   SeccompMode seccomp = SeccompMode::kEnforce;
   // Empty the capability sets and the bounding set, and set no_new_privs.
   bool drop_capabilities = true;
+  // The sandbox's own uid and gid (factory/jail/sandbox_uids.h), switched
+  // to on the way in; 0: it keeps the zygote's. Set per clone.
+  uint32_t uid = 0;
 };
 
 }  // namespace kf

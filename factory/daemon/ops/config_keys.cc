@@ -133,6 +133,8 @@ const std::map<std::string, TopSetter>& TopSetters() {
        [](DaemonConfig& c, const ConfigValue& v) { return Assign(c.seccomp, v, AsString); }},
       {"cgroup",
        [](DaemonConfig& c, const ConfigValue& v) { return Assign(c.cgroup, v, AsString); }},
+      {"sandbox_uids",
+       [](DaemonConfig& c, const ConfigValue& v) { return Assign(c.sandbox_uids, v, AsString); }},
       {"sandbox_memory_headroom",
        [](DaemonConfig& c, const ConfigValue& v) {
          return Assign(c.sandbox_memory_headroom_bytes, v, AsSize);

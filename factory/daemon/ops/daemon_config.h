@@ -46,6 +46,7 @@ struct DaemonConfig {
   // The sandbox jail (factory/jail/, docs/RELIABILITY.md).
   std::string seccomp = "enforce";   // enforce, log or off
   std::string cgroup = "auto";       // auto, off or required
+  std::string sandbox_uids = "auto";  // auto, off or FIRST:COUNT
   uint64_t sandbox_memory_headroom_bytes = uint64_t{64} << 20;  // memory.max = guest + this
   uint64_t sandbox_pids_max = 64;    // pids.max; 0 = no limit
   bool drop_capabilities = true;
