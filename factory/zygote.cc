@@ -16,6 +16,7 @@
 #include "factory/clock.h"
 #include "factory/jail/cgroup.h"
 #include "factory/jail/jail.h"
+#include "factory/jail/seccomp_filter.h"
 #include "factory/linux_sandbox.h"
 
 extern char** environ;
@@ -105,6 +106,7 @@ void ReplyError(int sock, const std::string& what) {
   timings.fork_ns = fork_ns;
   timings.child_start_ns = MonotonicNs();
   ::signal(SIGCHLD, SIG_DFL);
+  NameSeccompReports("sandbox");
   // Nothing the zygote holds for anyone else survives into the sandbox:
   // only /dev/kvm, the template's memory and rootfs image, the control
   // socket and (until it is entered) the cgroup directory.
@@ -134,6 +136,10 @@ void ReplyError(int sock, const std::string& what) {
   sa.sa_flags = SA_NOCLDWAIT;
   ::sigaction(SIGCHLD, &sa, nullptr);
   auto kvm = Kvm::Open();
+  // From here on neither the zygote nor a sandbox it forks (until its own
+  // filter stacks on top) can exec, ptrace, mount and the like; a failure
+  // is answered to every request rather than run unfiltered.
+  const Status filtered = InstallZygoteSeccomp(jail.seccomp);
   for (;;) {
     ZygoteRequest req;
     UniqueFd cgroup;  // the clone's cgroup directory, when the requester has one
@@ -154,6 +160,10 @@ void ReplyError(int sock, const std::string& what) {
     }
     if (!kvm.ok()) {
       ReplyError(sock, kvm.error().message());
+      continue;
+    }
+    if (!filtered.ok()) {
+      ReplyError(sock, "zygote seccomp filter: " + filtered.error().message());
       continue;
     }
     int pair[2];

@@ -13,6 +13,7 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -94,6 +95,7 @@ void PrintTo(const Forbidden& f, std::ostream* os) { *os << f.name; }
 Forbidden F(const char* name, std::function<void()> call) { return {name, std::move(call)}; }
 
 class JailTest : public ::testing::TestWithParam<Forbidden> {};
+class ZygoteJailTest : public ::testing::TestWithParam<Forbidden> {};
 
 TEST_P(JailTest, RunningVmmCallsWorkAndTheForbiddenOneEndsTheSandbox) {
   const char* name = GetParam().name;
@@ -146,6 +148,81 @@ INSTANTIATE_TEST_SUITE_P(
                        })),
         F("bind", ([] { ::bind(0, nullptr, 0); }))),
     [](const auto& info) { return std::string(info.param.name); });
+
+// What a zygote and a sandbox being set up do: fork, open files (its
+// cgroup's procs file, console.log), Unix sockets bound and listening,
+// mappings, then the sandbox's own filter on top and the calls of a running
+// VMM, which the zygote's filter must not stop either.
+void ZygoteAndSetupCalls() {
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  if (child < 0) return Say("fork failed ");
+  ::waitpid(child, nullptr, 0);
+  const int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Say("open failed ");
+  ::close(fd);
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+    return Say("socketpair failed ");
+  ::close(pair[0]);
+  ::close(pair[1]);
+  const int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;  // abstract: nothing to clean up
+  std::snprintf(addr.sun_path + 1, sizeof addr.sun_path - 1, "kf-jail-test-%d", ::getpid());
+  if (::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 || ::listen(s, 1) < 0)
+    return Say("bind/listen failed ");
+  ::close(s);
+  if (!InstallSandboxSeccomp(SeccompMode::kEnforce).ok()) return Say("sandbox filter failed ");
+  Say("setup-ok ");
+  RunningVmmCalls();
+}
+
+TEST_P(ZygoteJailTest, SetupWorksAndTheDeniedCallEndsTheZygote) {
+  const char* name = GetParam().name;
+  ChildResult r = InChild([f = GetParam().call] {
+    if (Status s = InstallZygoteSeccomp(SeccompMode::kEnforce); !s.ok()) {
+      Say(s.error().message().c_str());
+      ::_exit(3);
+    }
+    f();
+    Say("denied call returned\n");
+  });
+  ASSERT_TRUE(WIFEXITED(r.status)) << name << ": " << r.output;
+  EXPECT_EQ(WEXITSTATUS(r.status), kSeccompDeniedExit) << name << ": " << r.output;
+  EXPECT_NE(r.output.find("kata-factory zygote " ), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(": seccomp denied system call"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("denied call returned"), std::string::npos) << r.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Denied, ZygoteJailTest,
+    ::testing::Values(
+        F("execve", ([] {
+            char* argv[] = {const_cast<char*>("/bin/true"), nullptr};
+            ::execve("/bin/true", argv, nullptr);
+          })),
+        F("ptrace", ([] { ::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr); })),
+        F("mount", ([] { ::syscall(SYS_mount, "none", "/mnt", "tmpfs", 0, nullptr); })),
+        F("unshare", ([] { ::syscall(SYS_unshare, CLONE_NEWNS); })),
+        F("inet_socket", ([] { ::socket(AF_INET, SOCK_STREAM, 0); })),
+        F("init_module", ([] { ::syscall(SYS_init_module, nullptr, 0, ""); })),
+        F("bpf", ([] { ::syscall(SYS_bpf, 0, nullptr, 0); }))),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(ZygoteJail, ItsSetupAndThenTheSandboxFilterOnTopWork) {
+  ChildResult r = InChild([] {
+    if (!InstallZygoteSeccomp(SeccompMode::kEnforce).ok()) ::_exit(3);
+    NameSeccompReports("sandbox");
+    ZygoteAndSetupCalls();
+    ::open("/etc/hostname", O_RDONLY);  // now the sandbox's list applies
+    Say("open returned\n");
+  });
+  EXPECT_NE(r.output.find("setup-ok thread calls-ok\n"), std::string::npos) << r.output;
+  ASSERT_TRUE(WIFEXITED(r.status)) << r.output;
+  EXPECT_EQ(WEXITSTATUS(r.status), kSeccompDeniedExit) << r.output;
+  EXPECT_NE(r.output.find("kata-factory sandbox "), std::string::npos) << r.output;
+}
 
 TEST(Jail, LogModeAllowsAndOffDoesNothing) {
   for (SeccompMode mode : {SeccompMode::kLog, SeccompMode::kOff}) {

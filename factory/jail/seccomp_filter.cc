@@ -57,6 +57,34 @@ constexpr unsigned long kKvmIoctls[] = {
     KVM_CHECK_EXTENSION, KVM_GET_VCPU_MMAP_SIZE,
 };
 
+// The system calls neither a zygote nor a sandbox being set up ever makes
+// (the zygote's deny-list): running other programs, debugging or reading
+// other processes, changing the file system tree, namespaces, the kernel
+// itself (modules, kexec, BPF, perf, keys), the host's clock and name.
+constexpr int kZygoteDenied[] = {
+    SCMP_SYS(execve), SCMP_SYS(execveat),
+    SCMP_SYS(ptrace), SCMP_SYS(process_vm_readv), SCMP_SYS(process_vm_writev),
+    SCMP_SYS(kcmp), SCMP_SYS(pidfd_getfd),
+    SCMP_SYS(mount), SCMP_SYS(umount2), SCMP_SYS(pivot_root), SCMP_SYS(chroot),
+    SCMP_SYS(move_mount), SCMP_SYS(open_tree), SCMP_SYS(fsopen), SCMP_SYS(fsmount),
+    SCMP_SYS(fsconfig), SCMP_SYS(fspick), SCMP_SYS(mount_setattr),
+    SCMP_SYS(unshare), SCMP_SYS(setns),
+    SCMP_SYS(init_module), SCMP_SYS(finit_module), SCMP_SYS(delete_module),
+    SCMP_SYS(kexec_load), SCMP_SYS(kexec_file_load), SCMP_SYS(reboot),
+    SCMP_SYS(swapon), SCMP_SYS(swapoff), SCMP_SYS(acct), SCMP_SYS(quotactl),
+    SCMP_SYS(syslog), SCMP_SYS(iopl), SCMP_SYS(ioperm),
+    SCMP_SYS(bpf), SCMP_SYS(perf_event_open), SCMP_SYS(userfaultfd),
+    SCMP_SYS(keyctl), SCMP_SYS(add_key), SCMP_SYS(request_key),
+    SCMP_SYS(open_by_handle_at), SCMP_SYS(name_to_handle_at), SCMP_SYS(fanotify_init),
+    SCMP_SYS(settimeofday), SCMP_SYS(clock_settime), SCMP_SYS(clock_adjtime),
+    SCMP_SYS(adjtimex), SCMP_SYS(sethostname), SCMP_SYS(setdomainname),
+    SCMP_SYS(personality), SCMP_SYS(vhangup), SCMP_SYS(uselib),
+};
+
+// Who a denial report names ("sandbox" or "zygote"); set before the filter
+// goes on, read by the handler.
+const char* volatile g_reporter = "sandbox";
+
 // Async-signal-safe: formats with no libc beyond write() and _exit().
 void OnDenied(int, siginfo_t* info, void*) {
   char buf[96];
@@ -77,7 +105,9 @@ void OnDenied(int, siginfo_t* info, void*) {
     } while (v > 0);
     while (n > 0) *p++ = digits[--n];
   };
-  put("kata-factory sandbox ");
+  put("kata-factory ");
+  put(g_reporter);
+  put(" ");
   put_num(::getpid());
   put(": seccomp denied system call ");
   put_num(info->si_syscall);
@@ -139,26 +169,56 @@ Status Build(Filter& f) {
   return Status::Ok();
 }
 
-}  // namespace
 
-Status InstallSandboxSeccomp(SeccompMode mode) {
-  if (mode == SeccompMode::kOff) return Status::Ok();
-  if (mode == SeccompMode::kEnforce) {
-    struct sigaction sa {};
-    sa.sa_sigaction = OnDenied;
-    sa.sa_flags = SA_SIGINFO;
-    sigemptyset(&sa.sa_mask);
-    if (::sigaction(SIGSYS, &sa, nullptr) < 0) return Error::Sys("sigaction SIGSYS");
-  }
-  Filter f(mode == SeccompMode::kLog ? SCMP_ACT_LOG : SCMP_ACT_TRAP);
-  if (!f.ok()) return Error("seccomp_init failed (libseccomp)");
-  RETURN_IF_ERROR(Build(f));
-  // TSYNC: every thread that exists now gets the filter too.
+Status BuildZygote(Filter& f, uint32_t deny) {
+  for (int sc : kZygoteDenied) RETURN_IF_ERROR(f.Add(deny, sc));
+  // Unix sockets only (socketpairs for clones, agent.sock, console.sock).
+  for (int sc : {SCMP_SYS(socket), SCMP_SYS(socketpair)})
+    RETURN_IF_ERROR(f.Add(deny, sc, {SCMP_A0(SCMP_CMP_NE, AF_UNIX)}));
+  return Status::Ok();
+}
+
+// The SIGSYS report for kEnforce, naming `who`.
+Status InstallDeniedHandler(SeccompMode mode, const char* who) {
+  g_reporter = who;
+  if (mode != SeccompMode::kEnforce) return Status::Ok();
+  struct sigaction sa {};
+  sa.sa_sigaction = OnDenied;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  if (::sigaction(SIGSYS, &sa, nullptr) < 0) return Error::Sys("sigaction SIGSYS");
+  return Status::Ok();
+}
+
+// TSYNC: every thread that exists now gets the filter too.
+Status Load(Filter& f) {
   if (int rc = seccomp_attr_set(f.get(), SCMP_FLTATR_CTL_TSYNC, 1); rc < 0)
     return Error::Sys("seccomp TSYNC attribute", -rc);
   if (int rc = seccomp_load(f.get()); rc < 0) return Error::Sys("loading the seccomp filter", -rc);
   return Status::Ok();
 }
+
+}  // namespace
+
+Status InstallSandboxSeccomp(SeccompMode mode) {
+  if (mode == SeccompMode::kOff) return Status::Ok();
+  RETURN_IF_ERROR(InstallDeniedHandler(mode, "sandbox"));
+  Filter f(mode == SeccompMode::kLog ? SCMP_ACT_LOG : SCMP_ACT_TRAP);
+  if (!f.ok()) return Error("seccomp_init failed (libseccomp)");
+  RETURN_IF_ERROR(Build(f));
+  return Load(f);
+}
+
+Status InstallZygoteSeccomp(SeccompMode mode) {
+  if (mode == SeccompMode::kOff) return Status::Ok();
+  RETURN_IF_ERROR(InstallDeniedHandler(mode, "zygote"));
+  Filter f(SCMP_ACT_ALLOW);
+  if (!f.ok()) return Error("seccomp_init failed (libseccomp)");
+  RETURN_IF_ERROR(BuildZygote(f, mode == SeccompMode::kLog ? SCMP_ACT_LOG : SCMP_ACT_TRAP));
+  return Load(f);
+}
+
+void NameSeccompReports(const char* who) { g_reporter = who; }
 
 std::string SeccompUnavailableReason() {
   if (::prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0)

@@ -24,6 +24,17 @@ inline constexpr int kSeccompDeniedExit = 159;  // 128 + SIGSYS
 // sets no_new_privs. Irreversible. kOff does nothing.
 Status InstallSandboxSeccomp(SeccompMode mode);
 
+// The zygote's filter (factory/zygote.cc), loaded once its template is
+// loaded and /dev/kvm open, so it covers the zygote and every sandbox from
+// its fork until its own filter stacks on top: a deny-list, since a
+// sandbox being set up must still open its cgroup, bind its sockets and
+// build its VM. Denied: execve, ptrace and reading other processes,
+// mount and namespaces, modules, kexec, BPF, perf, keys, the host clock and
+// name, sockets other than AF_UNIX. Reports say "zygote" until a sandbox
+// calls NameSeccompReports("sandbox") after its fork.
+Status InstallZygoteSeccomp(SeccompMode mode);
+void NameSeccompReports(const char* who);
+
 // Whether this kernel can enforce the filter (seccomp filters with the trap
 // and log actions); empty when it can, else why not.
 std::string SeccompUnavailableReason();
