@@ -2,6 +2,8 @@
 // /dev/kvm. Skips (with the reason) where KVM is not usable; the nested tier
 // runs this same binary inside a VM with a real /dev/kvm.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -334,6 +336,20 @@ TEST_F(KvmBareTest, CreateRefusesAnExistingDirectory) {
 
 // A guest that writes garbage into its virtqueues (the bare guest's hostile
 // mode) must not crash or wedge its VMM, nor slow down other clones.
+// One knock on a clone's agent.sock: connect, send the handshake, close at
+// once without waiting for an answer. Each one makes the VMM queue a
+// connection request for the guest and wake it.
+void Knock(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
+    (void)!::write(fd, "CONNECT 1024\n", 13);
+  ::close(fd);
+}
+
 TEST_F(KvmBareTest, HostileGuestCannotHurtItsVmmOrOtherClones) {
   auto kvm = Kvm::Open();
   ASSERT_TRUE(kvm.ok());
@@ -361,8 +377,7 @@ TEST_F(KvmBareTest, HostileGuestCannotHurtItsVmmOrOtherClones) {
     std::nth_element(ns.begin(), ns.begin() + n / 2, ns.end());
     return ns[n / 2] / 1e3;
   };
-  const double alone_us = ping_p50_us(300);
-  ASSERT_GT(alone_us, 0) << "the well-behaved clone stopped answering";
+  ASSERT_GT(ping_p50_us(50), 0) << "the well-behaved clone does not answer";
   std::vector<CloneHandle> hostile;
   for (int i = 0; i < 3; ++i) hostile.push_back(MustCloneHandle(*hz));
   for (auto& h : hostile) {
@@ -379,27 +394,74 @@ TEST_F(KvmBareTest, HostileGuestCannotHurtItsVmmOrOtherClones) {
   }
   // The well-behaved clone keeps answering while the hostile ones are kept
   // busy: every knock on their agent.sock wakes them for more rounds of
-  // garbage. Measured, not asserted (docs/RELIABILITY.md has the figures):
-  // on a host with fewer cores than busy VMMs the ratio is CPU sharing.
-  std::atomic<bool> stop{false};
-  std::atomic<uint64_t> knocks{0};
-  std::thread knocker([&] {
-    while (!stop.load())
-      for (auto& h : hostile) {
-        (void)AgentClient::Connect(h.agent_sock, kAgentPort, 20);
-        knocks.fetch_add(1);
+  // garbage. Against what? Three well-behaved clones Pinged as fast as
+  // they answer put the same number of busy VMMs beside it: the control.
+  // The three conditions (alone, hostile, busy) alternate in rounds so that
+  // drift on a shared host hits each alike. Measured, not asserted
+  // (docs/RELIABILITY.md has the figures): the question is whether garbage
+  // costs a neighbour more than ordinary traffic does, and on a host with
+  // fewer cores than busy VMMs both ratios include CPU sharing.
+  std::vector<Sandbox> busy;
+  for (int i = 0; i < 3; ++i) busy.push_back(MustClone(good));
+  // CPU ticks of the three loaded VMMs, to tell whether the two loads were
+  // alike in what they cost the host.
+  auto load_ticks = [&](bool hostile_load) {
+    uint64_t t = 0;
+    for (int i = 0; i < 3; ++i) t += CpuTicks(hostile_load ? hostile[i].pid : busy[i].handle.pid);
+    return t;
+  };
+  uint64_t hostile_ticks = 0, busy_ticks = 0;
+  auto beside = [&](bool hostile_load, int pings, uint64_t* load_ops) {
+    const uint64_t ticks0 = load_ticks(hostile_load);
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> ops{0};
+    std::thread load([&] {
+      for (uint64_t n = 0; !stop.load(); ++n) {
+        if (hostile_load) {
+          Knock(hostile[n % hostile.size()].agent_sock);
+        } else if (!busy[n % busy.size()]->Ping(n).ok()) {
+          break;  // counted below: ops stop growing
+        }
+        ops.fetch_add(1);
       }
-  });
-  const double busy_us = ping_p50_us(300);
-  stop = true;
-  knocker.join();
-  ASSERT_GT(busy_us, 0) << "the well-behaved clone stopped answering under hostile neighbours";
-  std::printf("hostile neighbours: well-behaved clone Ping p50 %.1f us alone, %.1f us beside 3 "
-              "hostile clones knocked %llu times (ratio %.2f)\n",
-              alone_us, busy_us, static_cast<unsigned long long>(knocks.load()),
-              busy_us / alone_us);
+    });
+    const double us = ping_p50_us(pings);
+    stop = true;
+    load.join();
+    *load_ops += ops.load();
+    (hostile_load ? hostile_ticks : busy_ticks) += load_ticks(hostile_load) - ticks0;
+    return us;
+  };
+  std::vector<double> alone, with_hostile, with_busy;
+  uint64_t knocks = 0, busy_pings = 0;
+  for (int round = 0; round < 5; ++round) {
+    alone.push_back(ping_p50_us(100));
+    with_hostile.push_back(beside(true, 100, &knocks));
+    with_busy.push_back(beside(false, 100, &busy_pings));
+    ASSERT_GT(alone.back(), 0) << "the well-behaved clone stopped answering";
+    ASSERT_GT(with_hostile.back(), 0) << "the well-behaved clone stopped answering beside hostile ones";
+    ASSERT_GT(with_busy.back(), 0) << "the well-behaved clone stopped answering beside busy ones";
+  }
+  auto median = [](std::vector<double> v) {
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  };
+  const double alone_us = median(alone), hostile_us = median(with_hostile),
+               busy_us = median(with_busy);
+  std::printf("hostile neighbours (medians of 5 rounds of Ping p50 over 100): alone %.1f us; "
+              "beside 3 hostile clones knocked %llu times (their VMMs %llu ticks) %.1f us "
+              "(x%.2f); beside 3 busy well-behaved clones Pinged %llu times (%llu ticks) %.1f us "
+              "(x%.2f); hostile / busy x%.2f\n",
+              alone_us, static_cast<unsigned long long>(knocks),
+              static_cast<unsigned long long>(hostile_ticks), hostile_us, hostile_us / alone_us,
+              static_cast<unsigned long long>(busy_pings),
+              static_cast<unsigned long long>(busy_ticks), busy_us, busy_us / alone_us,
+              hostile_us / busy_us);
   RecordProperty("ping_p50_us_alone", std::to_string(alone_us));
-  RecordProperty("ping_p50_us_hostile", std::to_string(busy_us));
+  RecordProperty("ping_p50_us_hostile", std::to_string(hostile_us));
+  RecordProperty("ping_p50_us_busy", std::to_string(busy_us));
+  EXPECT_GT(busy_pings, 0u) << "the busy neighbours never answered";
+  for (auto& b : busy) EXPECT_TRUE(b->Ping(7).ok()) << "a busy well-behaved clone stopped answering";
   for (auto& h : hostile) EXPECT_EQ(::kill(h.pid, 0), 0) << "a hostile clone's VMM died";
   // Left alone, a hostile guest's VMM sleeps like any idle one: garbage in
   // its queues never makes it spin (the guest waits on the wait port, and
