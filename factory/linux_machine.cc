@@ -10,6 +10,7 @@
 
 #include "factory/clock.h"
 #include "factory/linux_layout.h"
+#include "snapshot/state_codec.h"
 #include "vmm-glue/devices/i8042.h"
 #include "vmm-glue/devices/serial.h"
 #include "vmm-glue/virtio/mmio_transport.h"
@@ -50,44 +51,6 @@ class LockedDevice : public IoDevice {
   std::mutex* mu_;
   IoDevice* inner_;
 };
-
-// The UART's registers <-> their snapshot message. Values from a template
-// are range-checked by Serial8250::Restore.
-katafactory::snapshot::v1::SerialState SerialToProto(const SerialState& s) {
-  katafactory::snapshot::v1::SerialState p;
-  p.set_dll(s.dll);
-  p.set_dlm(s.dlm);
-  p.set_ier(s.ier);
-  p.set_fcr(s.fcr);
-  p.set_lcr(s.lcr);
-  p.set_mcr(s.mcr);
-  p.set_scr(s.scr);
-  p.set_lsr_errors(s.lsr_errors);
-  p.set_msr_deltas(s.msr_deltas);
-  p.set_thre_pending(s.thre_pending);
-  p.set_rx_fifo(std::string(s.rx_fifo.begin(), s.rx_fifo.end()));
-  return p;
-}
-
-Result<SerialState> SerialFromProto(const katafactory::snapshot::v1::SerialState& p) {
-  SerialState s;
-  const uint32_t regs[] = {p.dll(), p.dlm(), p.ier(), p.fcr(), p.lcr(),
-                           p.mcr(), p.scr(), p.lsr_errors(), p.msr_deltas()};
-  for (uint32_t r : regs)
-    if (r > 0xff) return Error("serial state: a register holds " + std::to_string(r));
-  s.dll = static_cast<uint8_t>(p.dll());
-  s.dlm = static_cast<uint8_t>(p.dlm());
-  s.ier = static_cast<uint8_t>(p.ier());
-  s.fcr = static_cast<uint8_t>(p.fcr());
-  s.lcr = static_cast<uint8_t>(p.lcr());
-  s.mcr = static_cast<uint8_t>(p.mcr());
-  s.scr = static_cast<uint8_t>(p.scr());
-  s.lsr_errors = static_cast<uint8_t>(p.lsr_errors());
-  s.msr_deltas = static_cast<uint8_t>(p.msr_deltas());
-  s.thre_pending = p.thre_pending();
-  s.rx_fifo.assign(p.rx_fifo().begin(), p.rx_fifo().end());
-  return s;
-}
 
 }  // namespace
 
@@ -194,7 +157,7 @@ Status LinuxMachine::Restore(const TemplateState& state) {
   if (!state.vsock.has_value()) return Error("template has no vsock device state");
   std::lock_guard<std::mutex> lock(mu_);
   if (state.linux_guest.serial.has_value()) {
-    ASSIGN_OR_RETURN(SerialState serial, SerialFromProto(*state.linux_guest.serial));
+    ASSIGN_OR_RETURN(SerialState serial, DecodeSerialState(*state.linux_guest.serial));
     Status restored = serial_->Restore(serial);
     if (!restored.ok()) return restored.error().Context("serial state");
   }
@@ -327,7 +290,7 @@ Status LinuxMachine::Capture(TemplateState* state) {
   std::lock_guard<std::mutex> lock(mu_);
   state->vsock = vsock_->Save();
   if (pmem_) state->linux_guest.pmem = pmem_->Save();
-  state->linux_guest.serial = SerialToProto(serial_->Save());
+  state->linux_guest.serial = EncodeSerialState(serial_->Save());
   return Status::Ok();
 }
 

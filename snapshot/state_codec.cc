@@ -252,4 +252,40 @@ Result<TemplateState> DecodeTemplateState(const snapshot_pb::TemplateState& in) 
   return out;
 }
 
+snapshot_pb::SerialState EncodeSerialState(const SerialState& s) {
+  snapshot_pb::SerialState p;
+  p.set_dll(s.dll);
+  p.set_dlm(s.dlm);
+  p.set_ier(s.ier);
+  p.set_fcr(s.fcr);
+  p.set_lcr(s.lcr);
+  p.set_mcr(s.mcr);
+  p.set_scr(s.scr);
+  p.set_lsr_errors(s.lsr_errors);
+  p.set_msr_deltas(s.msr_deltas);
+  p.set_thre_pending(s.thre_pending);
+  p.set_rx_fifo(std::string(s.rx_fifo.begin(), s.rx_fifo.end()));
+  return p;
+}
+
+Result<SerialState> DecodeSerialState(const snapshot_pb::SerialState& p) {
+  SerialState s;
+  const uint32_t regs[] = {p.dll(), p.dlm(), p.ier(), p.fcr(), p.lcr(),
+                           p.mcr(), p.scr(), p.lsr_errors(), p.msr_deltas()};
+  for (uint32_t r : regs)
+    if (r > 0xff) return Error("serial state: a register holds " + std::to_string(r));
+  s.dll = static_cast<uint8_t>(p.dll());
+  s.dlm = static_cast<uint8_t>(p.dlm());
+  s.ier = static_cast<uint8_t>(p.ier());
+  s.fcr = static_cast<uint8_t>(p.fcr());
+  s.lcr = static_cast<uint8_t>(p.lcr());
+  s.mcr = static_cast<uint8_t>(p.mcr());
+  s.scr = static_cast<uint8_t>(p.scr());
+  s.lsr_errors = static_cast<uint8_t>(p.lsr_errors());
+  s.msr_deltas = static_cast<uint8_t>(p.msr_deltas());
+  s.thre_pending = p.thre_pending();
+  s.rx_fifo.assign(p.rx_fifo().begin(), p.rx_fifo().end());
+  return s;
+}
+
 }  // namespace kf

@@ -12,6 +12,7 @@
 #include "proto/snapshot.pb.h"
 #include "snapshot/template_state.h"
 #include "vmm-glue/result.h"
+#include "vmm-glue/devices/serial.h"
 #include "vmm-glue/vcpu_state.h"
 #include "vmm-glue/vm_state.h"
 
@@ -28,5 +29,10 @@ Result<VcpuState> DecodeVcpuState(const snapshot_pb::VcpuState& in, size_t vcpu_
 Result<VmState> DecodeVmState(const snapshot_pb::VmState& in);
 // Decodes every piece, then runs ValidateTemplateState.
 Result<TemplateState> DecodeTemplateState(const snapshot_pb::TemplateState& in);
+
+// The Linux guest's UART registers (vmm-glue/devices/serial.h). Decoding
+// checks each register fits its byte; Serial8250::Restore checks the rest.
+snapshot_pb::SerialState EncodeSerialState(const SerialState& in);
+Result<SerialState> DecodeSerialState(const snapshot_pb::SerialState& in);
 
 }  // namespace kf

@@ -1,8 +1,11 @@
-// libFuzzer target: the template state loader, from state.bin to a device
+// libFuzzer target: the template state loader, from state.bin to the devices
 // restored from it: the header, checksum, TemplateState protobuf and every
 // decoder and check behind them (snapshot/state_file.h, state_codec.h,
-// template_state.h), then the restore of the vsock device state the file
-// carries (vmm-glue/vsock/hybrid_vsock.h), a clone's first use of it.
+// template_state.h), then the restore of the device states the file carries,
+// as a clone restores them (factory/linux_machine.cc): the vsock device
+// (vmm-glue/vsock/hybrid_vsock.h), a Linux guest's UART
+// (vmm-glue/devices/serial.h) and virtio-pmem rootfs device
+// (vmm-glue/pmem/pmem_device.h), and a guest's first use of each.
 //
 // Feeds: the input as a whole state.bin. Random bytes rarely get past the
 // checksum, so the custom mutator below rewrites the header after most
@@ -13,26 +16,46 @@
 // loader accepted describes itself (`template inspect`), encodes again, and
 // that encoding loads to the same encoding; a vsock state it accepted is
 // either refused by Restore or safe to run on: the queues are notified over
-// guest memory fenced by PROT_NONE pages (tests/fake_virtio_driver.h).
+// guest memory fenced by PROT_NONE pages (tests/fake_virtio_driver.h). A
+// serial state Restore accepted is the one Save() gives back, drives the
+// interrupt line to the level the registers call for (and only on a change
+// afterwards), and reads back as a guest would see it: IIR and LSR agree
+// with the line and the receive FIFO, which drains in order. A pmem state
+// Restore accepted (over a clone's device: the region at kPmemGpa, the
+// template's rootfs size, read-only) is safe to run on too: the guest
+// reads every register and posts a FLUSH on the restored queue, which an
+// active device answers OK in its used ring where the layout lets it.
 #include <linux/virtio_mmio.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstring>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "factory/linux_layout.h"
 #include "snapshot/file_io.h"
+#include "snapshot/state_codec.h"
 #include "snapshot/state_file.h"
 #include "snapshot/template_files.h"
 #include "tests/fake_virtio_driver.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "vmm-glue/devices/serial.h"
+#include "vmm-glue/pmem/pmem_device.h"
+#include "vmm-glue/virtio/mmio_transport.h"
 #include "vmm-glue/vsock/hybrid_vsock.h"
 
 extern "C" size_t LLVMFuzzerMutate(uint8_t* data, size_t size, size_t max_size);
 
 namespace {
 
-constexpr uint64_t kMemory = 64 * 1024;  // guest memory for the vsock restore
+namespace pb = katafactory::snapshot::v1;
+using kf::linux_layout::kPmemGpa;
+using kf::linux_layout::kPmemMmioGpa;
+
+constexpr uint64_t kMemory = 64 * 1024;  // guest memory for the device restores
 constexpr uint64_t kMmioBase = 0xd0000000;
 
 kf::testing::GuardedMemory& Memory() {
@@ -72,6 +95,156 @@ void RestoreVsock(const katafactory::snapshot::v1::VsockDeviceState& state) {
   (void)driver.Read32(VIRTIO_MMIO_INTERRUPT_STATUS);
 }
 
+// A clone restoring the template's UART, then the guest's console driver
+// reading and writing it.
+void RestoreSerial(const pb::SerialState& proto) {
+  // The clone's own decoding (snapshot/state_codec.h).
+  auto decoded = kf::DecodeSerialState(proto);
+  if (!decoded.ok()) return;
+  kf::SerialState state = std::move(*decoded);
+  std::string sunk;
+  int irq_calls = 0;
+  bool line = false, restored = false;
+  kf::Serial8250 uart([&](std::span<const uint8_t> b) { sunk.append(b.begin(), b.end()); },
+                      [&](bool level) {
+                        // Restore sets the line once whatever it was; after
+                        // that, only a change is signalled.
+                        KF_FUZZ_CHECK(!restored || level != line, "the line set again to %d",
+                                      level);
+                        ++irq_calls;
+                        line = level;
+                      });
+  if (!uart.Restore(state).ok()) {
+    KF_FUZZ_CHECK(irq_calls == 0, "a refused serial state drove the interrupt line");
+    return;
+  }
+  restored = true;
+  KF_FUZZ_CHECK(irq_calls == 1 && line == uart.irq_level(),
+                "Restore drove the line %d times, to %d, for level %d", irq_calls, line,
+                uart.irq_level());
+  KF_FUZZ_CHECK(uart.Save() == state, "a restored serial state saves differently");
+
+  namespace u = kf::uart;
+  auto in = [&](uint8_t reg) {
+    uint8_t v = 0;
+    uart.Read(kf::kCom1Base + reg, {&v, 1});
+    KF_FUZZ_CHECK(line == uart.irq_level(), "line %d, device level %d after reading %u", line,
+                  uart.irq_level(), reg);
+    return v;
+  };
+  auto out = [&](uint8_t reg, uint8_t v) {
+    uart.Write(kf::kCom1Base + reg, {&v, 1});
+    KF_FUZZ_CHECK(line == uart.irq_level(), "line %d, device level %d after writing %u", line,
+                  uart.irq_level(), reg);
+  };
+  const bool level = uart.irq_level();
+  const uint8_t iir = in(u::kIirFcr);
+  KF_FUZZ_CHECK(((iir & u::kIirNoInt) == 0) == level, "IIR 0x%02x with the line at %d", iir, level);
+  const uint8_t lsr = in(u::kLsr);
+  KF_FUZZ_CHECK(((lsr & u::kLsrDr) != 0) == !state.rx_fifo.empty(),
+                "LSR 0x%02x with %zu bytes in the FIFO", lsr, state.rx_fifo.size());
+  // The FIFO as the driver drains it (RBR is DLL while DLAB is set).
+  out(u::kLcr, state.lcr & ~u::kLcrDlab);
+  for (size_t i = 0; i < state.rx_fifo.size(); ++i) {
+    const uint8_t b = in(u::kRbrThr);
+    KF_FUZZ_CHECK(b == state.rx_fifo[i], "FIFO byte %zu reads 0x%02x, saved 0x%02x", i, b,
+                  state.rx_fifo[i]);
+  }
+  const uint8_t drained = in(u::kLsr);
+  KF_FUZZ_CHECK((drained & u::kLsrDr) == 0, "LSR 0x%02x with the FIFO drained", drained);
+  const bool loop = state.mcr & u::kMcrLoop;
+  out(u::kRbrThr, 'k');
+  KF_FUZZ_CHECK(sunk == (loop ? "" : "k"), "a THR write sent %zu bytes in%s loopback", sunk.size(),
+                loop ? "" : " no");
+  const uint8_t input[] = {'o', 'k', '\n'};
+  const size_t space = uart.input_space();
+  KF_FUZZ_CHECK(uart.EnqueueInput(input) == std::min(space, sizeof input), "input taken");
+  KF_FUZZ_CHECK(line == uart.irq_level(), "line and level apart after input");
+  for (uint8_t reg = 0; reg < kf::kSerialPortCount; ++reg) (void)in(reg);
+  out(u::kLcr, state.lcr | u::kLcrDlab);
+  KF_FUZZ_CHECK(in(u::kRbrThr) == state.dll && in(u::kIer) == state.dlm, "the divisor changed");
+  out(u::kIirFcr, u::kFcrEnableFifo | u::kFcrClearRcvr);
+  out(u::kMcr, state.mcr ^ u::kMcrLoop);
+  uint8_t wide[4];
+  uart.Read(kf::kCom1Base + 6, wide);  // two ports past the end
+  KF_FUZZ_CHECK(uart.bad_accesses() == 2, "%llu bad accesses, not 2",
+                static_cast<unsigned long long>(uart.bad_accesses()));
+}
+
+// [a, a + alen) and [b, b + blen) apart.
+bool Apart(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) {
+  return a + alen <= b || b + blen <= a;
+}
+
+// A clone restoring the template's pmem device over its own region (what
+// LoadTemplate maps: kPmemGpa, the template's rootfs size, read-only), then
+// the guest reading its registers and posting one FLUSH on the restored
+// queue, where the queue's rings say, with the request at kFlushGpa.
+void RestorePmem(const pb::PmemDeviceState& state, uint64_t rootfs_size) {
+  constexpr uint64_t kFlushGpa = kMemory - 16;  // le32 type, le32 ret
+  const kf::GuestMemoryView mem = Memory().view();
+  std::memset(mem.base(), 0, kMemory);
+  auto pmem = kf::pmem::VirtioPmem::Create(
+      mem, kPmemMmioGpa, {.gpa = kPmemGpa, .size = rootfs_size, .read_only = true});
+  if (!pmem.ok()) return;  // no clone maps such a rootfs either
+  const std::string fresh = (*pmem)->Save().SerializeAsString();
+  if (!(*pmem)->Restore(state).ok()) {
+    KF_FUZZ_CHECK((*pmem)->Save().SerializeAsString() == fresh, "a refused pmem state changed it");
+    return;
+  }
+  kf::virtio::MmioTransport& t = (*pmem)->transport();
+  kf::testing::FakeVirtioDriver driver((*pmem)->mmio(), kPmemMmioGpa, &Memory());
+  for (uint64_t reg = 0; reg < 0x120; reg += 4) (void)driver.Read32(reg);
+
+  const kf::virtio::Virtqueue& q = t.queue(kf::pmem::kRequestQueue);
+  const kf::virtio::QueueConfig c = q.config();
+  const bool serving = t.active() && !t.needs_reset();
+  const uint16_t avail = q.last_avail_idx(), used = q.next_used_idx();
+  const uint64_t flushes = (*pmem)->counters().flushes;
+  bool apart = false;
+  if (serving && c.size >= 2) {
+    const uint64_t desc_bytes = 16 * c.size, avail_bytes = 6 + 2 * c.size,
+                   used_bytes = 6 + 8 * c.size;
+    apart = Apart(c.desc_gpa, desc_bytes, c.avail_gpa, avail_bytes) &&
+            Apart(c.desc_gpa, desc_bytes, c.used_gpa, used_bytes) &&
+            Apart(c.avail_gpa, avail_bytes, c.used_gpa, used_bytes) &&
+            Apart(c.desc_gpa, desc_bytes, kFlushGpa, 8) &&
+            Apart(c.avail_gpa, avail_bytes, kFlushGpa, 8) &&
+            Apart(c.used_gpa, used_bytes, kFlushGpa, 8);
+    // Descriptors 0 (type, readable) -> 1 (ret, writable), head 0 published.
+    const struct {
+      uint64_t addr;
+      uint32_t len;
+      uint16_t flags, next;
+    } descs[2] = {{kFlushGpa, 4, 1, 1}, {kFlushGpa + 4, 4, 2, 0}};
+    static_assert(sizeof descs == 32);
+    std::memcpy(Memory().at(c.desc_gpa), descs, sizeof descs);
+    const uint16_t head = 0, next = static_cast<uint16_t>(avail + 1);
+    std::memcpy(Memory().at(c.avail_gpa + 4 + 2 * (avail % c.size)), &head, 2);
+    std::memcpy(Memory().at(c.avail_gpa + 2), &next, 2);
+    kf::PutLe32(Memory().at(kFlushGpa), kf::pmem::kReqTypeFlush);
+    kf::PutLe32(Memory().at(kFlushGpa + 4), 0xffffffff);
+  }
+  driver.Notify(kf::pmem::kRequestQueue);
+  driver.Notify(1);  // a queue it does not have
+  if (apart) {
+    uint16_t used_idx;
+    uint32_t elem[2];
+    std::memcpy(&used_idx, Memory().at(c.used_gpa + 2), 2);
+    std::memcpy(elem, Memory().at(c.used_gpa + 4 + 8 * (used % c.size)), 8);
+    KF_FUZZ_CHECK(!t.needs_reset() && used_idx == static_cast<uint16_t>(used + 1) && elem[0] == 0 &&
+                      elem[1] == kf::pmem::kResponseBytes &&
+                      (*pmem)->counters().flushes == flushes + 1 &&
+                      kf::GetLe32(Memory().at(kFlushGpa + 4)) == kf::pmem::kRespOk,
+                  "a restored pmem device did not answer a FLUSH: used idx %u (was %u), "
+                  "element {%u, %u}",
+                  used_idx, used, elem[0], elem[1]);
+  }
+  const uint32_t status = driver.Read32(VIRTIO_MMIO_INTERRUPT_STATUS);
+  driver.Write32(VIRTIO_MMIO_INTERRUPT_ACK, status);
+  (void)(*pmem)->TakeGuestWork();
+}
+
 // ---- seeds: valid state files ----
 
 template <typename T>
@@ -95,6 +268,37 @@ katafactory::snapshot::v1::VsockDeviceState LiveVsockState() {
   }
   if (!driver.DriverOk()) std::abort();
   return (*vsock)->Save();
+}
+
+// A UART as Linux's 8250 driver leaves it with input waiting: FIFOs on,
+// 115200 baud 8N1, interrupts enabled.
+pb::SerialState LiveSerialState() {
+  kf::Serial8250 uart(nullptr, nullptr);
+  auto out = [&](uint8_t reg, uint8_t v) { uart.Write(kf::kCom1Base + reg, {&v, 1}); };
+  out(kf::uart::kLcr, 0x83);
+  out(kf::uart::kRbrThr, 1);
+  out(kf::uart::kIer, 0);
+  out(kf::uart::kLcr, 0x03);
+  out(kf::uart::kIirFcr, 0xc7);
+  out(kf::uart::kMcr, 0x0b);
+  out(kf::uart::kIer, 0x07);
+  out(kf::uart::kScr, 0x5a);
+  const uint8_t typed[] = {'l', 's', '\n'};
+  uart.EnqueueInput(typed);
+  return kf::EncodeSerialState(uart.Save());
+}
+
+// A pmem device as a running guest leaves it: driver OK, a queue of 8 in
+// pages of the 64 KiB apart from the vsock device's.
+pb::PmemDeviceState LivePmemState(uint64_t size) {
+  auto pmem = kf::pmem::VirtioPmem::Create(Memory().view(), kPmemMmioGpa,
+                                           {.gpa = kPmemGpa, .size = size, .read_only = true});
+  if (!pmem.ok()) std::abort();
+  kf::testing::FakeVirtioDriver driver((*pmem)->mmio(), kPmemMmioGpa, &Memory());
+  if (!driver.Negotiate()) std::abort();
+  driver.ProgramQueue(0, 8, 0x8000, 0x8200, 0x8400);
+  if (!driver.DriverOk()) std::abort();
+  return (*pmem)->Save();
 }
 
 kf::TemplateState BaseState(const std::string& kind, int vcpus, bool full) {
@@ -149,9 +353,20 @@ kf::fuzz::Seeds MakeSeeds() {
   linux_guest.linux_guest.rootfs_size = 1 << 20;
   linux_guest.linux_guest.pmem.emplace().set_size(1 << 20);
   const kf::TemplateState full = BaseState(kf::kGuestKindBare, 1, true);
+  // A Linux clone's devices as they run: the UART and the pmem rootfs.
+  kf::TemplateState linux_live = BaseState(kf::kGuestKindLinux, 1, false);
+  linux_live.linux_guest.cmdline =
+      std::string(kf::linux_layout::kDefaultCmdline) + " " + kf::linux_layout::kRootfsCmdline;
+  linux_live.linux_guest.serial = LiveSerialState();
+  linux_live.linux_guest.rootfs_size = kf::pmem::kRegionAlignment;
+  linux_live.linux_guest.rootfs_checksum = 0x1234;
+  linux_live.linux_guest.pmem = LivePmemState(linux_live.linux_guest.rootfs_size);
   kf::fuzz::Seeds seeds;
   const std::pair<const char*, const kf::TemplateState*> states[] = {
-      {"bare", &bare}, {"linux", &linux_guest}, {"full-vcpu", &full}};
+      {"bare", &bare},
+      {"linux", &linux_guest},
+      {"full-vcpu", &full},
+      {"linux-devices", &linux_live}};
   for (const auto& [name, state] : states) {
     auto file = kf::EncodeStateFile(*state);
     if (!file.ok() || !Load({reinterpret_cast<const uint8_t*>(file->data()), file->size()}).ok()) {
@@ -196,5 +411,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   KF_FUZZ_CHECK(third.ok() && *third == *again, "a state changed in an encode/load round trip");
 
   if (state->vsock) RestoreVsock(*state->vsock);
+  const kf::LinuxGuestConfig& lg = state->linux_guest;
+  if (lg.serial) RestoreSerial(*lg.serial);
+  if (lg.pmem) RestorePmem(*lg.pmem, lg.rootfs_size);
   return 0;
 }
