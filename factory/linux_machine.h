@@ -100,6 +100,8 @@ class LinuxMachine {
   bool running() const { return !stop_; }
   const Vm& vm() const { return vm_; }
   uint64_t started_ns() const { return started_ns_; }
+  // The vCPU's registers for an error report (after Join).
+  std::string DescribeCrash() const { return vcpu_.DescribeForCrash(); }
 
  private:
   LinuxMachine() = default;

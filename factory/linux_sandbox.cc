@@ -50,7 +50,8 @@ Status RunLinuxSandboxVmm(const Kvm& kvm, const LoadedTemplate& tmpl, int contro
   SendListening(control_fd);
   ASSIGN_OR_RETURN(LinuxStop why, machine->Join());
   RETURN_IF_ERROR(control_error);
-  if (why == LinuxStop::kShutdown) return Error("guest shut down (triple fault)");
+  if (why == LinuxStop::kShutdown)
+    return Error("guest shut down (triple fault; " + machine->DescribeCrash() + ")");
   if (why == LinuxStop::kReset) return Error("guest reset itself (reboot or panic)");
   return Status::Ok();
 }
