@@ -20,7 +20,7 @@
 #include "factory/daemon/ops/config_keys.h"
 #include "factory/daemon/ops/factory_metrics.h"
 #include "factory/daemon/ops/host_port.h"
-#include "factory/daemon/ops/json_escape.h"
+#include "factory/json_escape.h"
 #include "factory/daemon/ops/json_logger.h"
 #include "factory/daemon/ops/metrics.h"
 #include "factory/daemon/ops/metrics_http.h"

@@ -1,30 +1,13 @@
 #include "factory/cli/json.h"
 
+#include "factory/json_escape.h"
+
 #include <cmath>
 #include <cstdio>
 
 namespace kf::cli {
 
-std::string Json::Quote(const std::string& s) {
-  std::string o = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\t': o += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          o += buf;
-        } else {
-          o += static_cast<char>(c);
-        }
-    }
-  }
-  return o + "\"";
-}
+std::string Json::Quote(const std::string& s) { return JsonString(s); }
 
 void Json::Sep() {
   if (need_comma_) out_ += ",";

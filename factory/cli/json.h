@@ -19,6 +19,8 @@ class Json {
   Json& Bool(const std::string& key, bool v);
   Json& BeginObjectIn(const std::string& key);  // "key": {
   const std::string& str() const { return out_; }
+  // A JSON string literal (factory/json_escape.h): escapes, and invalid
+  // UTF-8 replaced by U+FFFD, so output stays parseable whatever it quotes.
   static std::string Quote(const std::string& s);
 
  private:

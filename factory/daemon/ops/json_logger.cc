@@ -9,7 +9,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "factory/daemon/ops/json_escape.h"
+#include "factory/json_escape.h"
 #include "factory/daemon/ops/sys_error.h"
 
 namespace kf::ops {

@@ -1,8 +1,8 @@
-#include "factory/daemon/ops/json_escape.h"
+#include "factory/json_escape.h"
 
 #include <cstdint>
 
-namespace kf::ops {
+namespace kf {
 namespace {
 
 // Length of the valid UTF-8 sequence at s[i], or 0 when it is invalid.
@@ -90,4 +90,4 @@ std::string JsonString(std::string_view s) {
   return out;
 }
 
-}  // namespace kf::ops
+}  // namespace kf
