@@ -144,14 +144,8 @@ void ReplyError(int sock, const std::string& what) {
     ZygoteRequest req;
     UniqueFd cgroup;  // the clone's cgroup directory, when the requester has one
     auto got = RecvWithFds(sock, &req, sizeof req, &cgroup, 1);
-    if (!got.ok()) {
-      if (got.error().sys_errno() == EMSGSIZE) {
-        ReplyError(sock, "malformed zygote request");
-        continue;
-      }
-      ::_exit(1);
-    }
-    const ssize_t n = *got;
+    if (!got.ok() && got.error().sys_errno() != EMSGSIZE) ::_exit(1);
+    const ssize_t n = got.ok() ? *got : -1;  // -1: longer than a request (truncated)
     if (n == 0) ::_exit(0);  // the requester is gone
     if (n != sizeof req || req.magic != kZygoteMagic ||
         ::memchr(req.agent_sock, 0, sizeof req.agent_sock) == nullptr || req.agent_sock[0] == 0) {
