@@ -1,6 +1,7 @@
 #include "bench/density.h"
 
 #include <algorithm>
+#include <chrono>
 #include <thread>
 
 #include "bench/vm_memory.h"
@@ -145,6 +146,18 @@ Result<DensityResult> RunDensity(Target& target, const DensityOptions& o, Progre
     r.ksm.saved_bytes = r.ksm.after.pages_sharing > r.ksm.before.pages_sharing
                             ? (r.ksm.after.pages_sharing - r.ksm.before.pages_sharing) * 4096
                             : 0;
+    // MemAvailable lags the merge: the pages KSM frees first land on the
+    // per-CPU free lists, which NR_FREE_PAGES does not count, and per-CPU
+    // counter deltas are folded in every vm.stat_interval (1 s). Read it
+    // until two reads a second apart agree (at most 5 s), or the "after"
+    // figure is the "before" one (it was, to the byte, in the first runs).
+    auto settled = ReadMemAvailable();
+    for (int i = 0; i < 5 && settled.ok(); ++i) {
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      auto again = ReadMemAvailable();
+      if (!again.ok() || *again == *settled) break;
+      settled = again;
+    }
     VmMemory m = SampleVmMemory(pids);
     r.ksm.pss_per_vm_after = PerVm(m.pss, r.live);
     r.ksm.mem_available_delta_per_vm_after =
