@@ -288,15 +288,6 @@ Status WaitMigration(QmpClient& qmp, Clock::time_point deadline, const std::stri
   }
 }
 
-std::string Field(const std::string& k, const std::string& v) { return cli::Json::Quote(k) + ":" + v; }
-std::string U(uint64_t v) { return std::to_string(v); }
-std::string I(int64_t v) { return std::to_string(v); }
-std::string D(double v) {
-  char b[48];
-  std::snprintf(b, sizeof b, "%.1f", v);
-  return b;
-}
-
 // Connects to a starting QEMU's QMP socket, giving up early when it exits.
 Result<QmpClient> ConnectQmp(const std::string& path, Clock::time_point deadline, Child* qemu,
                              const std::string& what) {
@@ -657,44 +648,32 @@ Result<PeerReport> MeasureQemuTemplating(const QemuPeerOptions& in) {
 }
 
 std::string PeerReportJson(const PeerReport& r) {
-  std::string o = "{";
-  o += Field("peer", cli::Json::Quote("kata_qemu_templating")) + ",";
-  o += Field("qemu_binary", cli::Json::Quote(r.qemu_binary)) + ",";
-  o += Field("qemu_version", cli::Json::Quote(r.qemu_version)) + ",";
-  o += Field("accel", cli::Json::Quote(r.accel)) + ",";
-  o += Field("machine", cli::Json::Quote(r.machine)) + ",";
-  o += Field("cmdline", cli::Json::Quote(r.cmdline)) + ",";
-  o += Field("mem_mib", U(r.mem_mib)) + ",";
-  o += Field("vcpus", U(r.vcpus)) + ",";
-  o += Field("readiness", cli::Json::Quote(ReadinessName(r.readiness))) + ",";
-  o += Field("readiness_note", cli::Json::Quote(r.readiness_note)) + ",";
-  o += Field("template", "{" + Field("boot_ns", U(r.template_boot_ns)) + "," +
-                             Field("ready_by", cli::Json::Quote(r.template_ready_by)) + "," +
-                             Field("save_ns", U(r.template_save_ns)) + "," +
-                             Field("state_file_bytes", U(r.state_file_bytes)) + "," +
-                             Field("memory_file_bytes", U(r.memory_file_bytes)) + "}") +
-       ",";
-  o += cli::Json::Quote("clones") + ":[";
-  for (size_t i = 0; i < r.clones.size(); ++i) {
-    const auto& c = r.clones[i];
-    o += std::string(i ? "," : "") + "{" + Field("pid", I(c.pid)) + "," + Field("cid", U(c.cid)) +
-         "," + Field("qmp_ns", U(c.qmp_ns)) + "," + Field("migrated_ns", U(c.migrated_ns)) + "," +
-         Field("running_ns", U(c.running_ns)) + "," + Field("ready_ns", U(c.ready_ns)) + "," +
-         Field("readiness", cli::Json::Quote(ReadinessName(c.readiness))) + "," +
-         Field("rss_bytes", U(c.memory.rss)) + "," + Field("pss_bytes", U(c.memory.pss)) + "," +
-         Field("pss_anon_bytes", U(c.memory.pss_anon)) + "," +
-         Field("pss_file_bytes", U(c.memory.pss_file)) + "," +
-         Field("pss_shmem_bytes", U(c.memory.pss_shmem)) + "," +
-         Field("private_dirty_bytes", U(c.memory.private_dirty)) + "}";
+  cli::Json j;
+  j.BeginObject().Str("peer", "kata_qemu_templating").Str("qemu_binary", r.qemu_binary)
+      .Str("qemu_version", r.qemu_version).Str("accel", r.accel).Str("machine", r.machine)
+      .Str("cmdline", r.cmdline).Uint("mem_mib", r.mem_mib).Uint("vcpus", r.vcpus)
+      .Str("readiness", ReadinessName(r.readiness)).Str("readiness_note", r.readiness_note);
+  j.BeginObjectIn("template").Uint("boot_ns", r.template_boot_ns)
+      .Str("ready_by", r.template_ready_by).Uint("save_ns", r.template_save_ns)
+      .Uint("state_file_bytes", r.state_file_bytes).Uint("memory_file_bytes", r.memory_file_bytes)
+      .EndObject();
+  j.BeginArray("clones");
+  for (const auto& c : r.clones) {
+    j.BeginObject().Int("pid", c.pid).Uint("cid", c.cid).Uint("qmp_ns", c.qmp_ns)
+        .Uint("migrated_ns", c.migrated_ns).Uint("running_ns", c.running_ns)
+        .Uint("ready_ns", c.ready_ns).Str("readiness", ReadinessName(c.readiness))
+        .Uint("rss_bytes", c.memory.rss).Uint("pss_bytes", c.memory.pss)
+        .Uint("pss_anon_bytes", c.memory.pss_anon).Uint("pss_file_bytes", c.memory.pss_file)
+        .Uint("pss_shmem_bytes", c.memory.pss_shmem)
+        .Uint("private_dirty_bytes", c.memory.private_dirty).EndObject();
   }
-  o += "],";
-  o += Field("mem_available_before", I(r.mem_available_before)) + ",";
-  o += Field("mem_available_after", I(r.mem_available_after)) + ",";
-  o += Field("mem_available_delta_per_clone_bytes", D(r.MemAvailableDeltaPerClone())) + ",";
-  o += Field("mean_pss_bytes", D(r.MeanPss())) + ",";
-  o += Field("mean_private_dirty_bytes", D(r.MeanPrivateDirty())) + ",";
-  o += Field("mean_rss_bytes", D(r.MeanRss()));
-  return o + "}";
+  j.EndArray();
+  j.Int("mem_available_before", r.mem_available_before)
+      .Int("mem_available_after", r.mem_available_after)
+      .Num("mem_available_delta_per_clone_bytes", r.MemAvailableDeltaPerClone())
+      .Num("mean_pss_bytes", r.MeanPss()).Num("mean_private_dirty_bytes", r.MeanPrivateDirty())
+      .Num("mean_rss_bytes", r.MeanRss());
+  return j.EndObject().str();
 }
 
 }  // namespace kf::peers

@@ -54,13 +54,19 @@ Json& Json::Str(const std::string& key, const std::string& v) {
 Json& Json::Num(const std::string& key, double v) {
   Key(key);
   char buf[64];
-  if (std::isfinite(v)) std::snprintf(buf, sizeof buf, "%.6g", v);
+  if (std::isfinite(v)) std::snprintf(buf, sizeof buf, "%.15g", v);  // byte counts stay exact
   else std::snprintf(buf, sizeof buf, "null");
   out_ += buf;
   need_comma_ = true;
   return *this;
 }
 Json& Json::Uint(const std::string& key, uint64_t v) {
+  Key(key);
+  out_ += std::to_string(v);
+  need_comma_ = true;
+  return *this;
+}
+Json& Json::Int(const std::string& key, int64_t v) {
   Key(key);
   out_ += std::to_string(v);
   need_comma_ = true;

@@ -16,6 +16,7 @@ class Json {
   Json& Str(const std::string& key, const std::string& v);
   Json& Num(const std::string& key, double v);
   Json& Uint(const std::string& key, uint64_t v);
+  Json& Int(const std::string& key, int64_t v);
   Json& Bool(const std::string& key, bool v);
   Json& BeginObjectIn(const std::string& key);  // "key": {
   const std::string& str() const { return out_; }
