@@ -74,7 +74,10 @@ Result<DensityResult> RunDensity(Target& target, const DensityOptions& o, Progre
     if (!target.Release(*stub, warm->id, &err)) return Error("density: " + err.message);
   }
   ASSIGN_OR_RETURN(r.baseline_mem_available, ReadMemAvailable());
-  const uint64_t kvm_estimate = EstimateKvmVmBytes(target.template_mem_bytes(), 1);
+  const int vcpus = std::max<int>(1, static_cast<int>(target.template_vcpus()));
+  const uint64_t kvm_estimate = EstimateKvmVmBytes(target.template_mem_bytes(), vcpus);
+  r.kvm_estimate_per_vcpu =
+      EstimateKvmVmBytes(target.template_mem_bytes(), vcpus + 1) - kvm_estimate;
 
   std::vector<std::string> ids;
   std::vector<int> pids;

@@ -54,6 +54,9 @@ struct DensityResult {
   HostLimits limits;
   std::vector<std::string> limit_actions;
   uint64_t baseline_mem_available = 0;
+  // KVM's kernel memory for one more vCPU (memshare EstimateKvmVmBytes),
+  // for capacity plans of templates with more vCPUs than this one.
+  uint64_t kvm_estimate_per_vcpu = 0;
   LatencySummary total;  // GetVM call -> first Ping, every VM
   std::vector<DensityPoint> points;
   bool ksm_requested = false;

@@ -93,8 +93,9 @@ std::string ReportJson(const BenchReport& r) {
       .Str("template", r.template_name)
       .Str("guest", r.guest)
       .Uint("template_mem_bytes", r.template_mem_bytes)
-      .Num("template_boot_ms", Ms(r.template_boot_ns))
-      .EndObject();
+      .Num("template_boot_ms", Ms(r.template_boot_ns));
+  if (r.template_vcpus != 0) j.Uint("vcpus", r.template_vcpus);
+  j.EndObject();
 
   if (r.latency) {
     j.BeginObjectIn("latency").Str(
@@ -172,7 +173,8 @@ std::string ReportJson(const BenchReport& r) {
         .Uint("step", d.step)
         .Uint("live", d.live)
         .Str("stop_reason", d.stop_reason)
-        .Uint("baseline_mem_available_bytes", d.baseline_mem_available);
+        .Uint("baseline_mem_available_bytes", d.baseline_mem_available)
+        .Uint("kvm_estimate_per_vcpu", d.kvm_estimate_per_vcpu);
     const HostLimits& l = d.limits;
     j.BeginObjectIn("limits")
         .Bool("root", l.root)

@@ -45,6 +45,7 @@ struct BenchReport {
   bool self_daemon = true;
   std::string socket, template_name, guest;
   uint64_t template_mem_bytes = 0;
+  uint32_t template_vcpus = 0;  // 0: the daemon did not say (an older one)
   uint64_t template_boot_ns = 0;  // --self: booting the template (0 when not made here)
   std::string mode;
   std::optional<LatencyResult> latency;

@@ -171,6 +171,7 @@ Status Target::FindTemplate() {
   template_ = found->name();
   if (!self_) guest_ = GuestName(found->guest());
   mem_bytes_ = found->mem_bytes();
+  vcpus_ = found->vcpus();
   return Status::Ok();
 }
 

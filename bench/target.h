@@ -71,6 +71,7 @@ class Target {
   const std::string& template_name() const { return template_; }
   const std::string& guest() const { return guest_; }  // "bare", "linux" or "unknown"
   uint64_t template_mem_bytes() const { return mem_bytes_; }
+  uint32_t template_vcpus() const { return vcpus_; }
   uint64_t template_boot_ns() const { return boot_ns_; }  // --self: CreateTemplate's boot
   const std::string& root_dir() const { return root_; }
 
@@ -100,6 +101,7 @@ class Target {
   std::string root_, socket_, template_, guest_ = "unknown", guest_dir_;
   bool log_warnings_ = true;
   uint64_t mem_bytes_ = 0, boot_ns_ = 0;
+  uint32_t vcpus_ = 0;
   int get_vm_deadline_ms_ = 60000;
   std::unique_ptr<daemon::Daemon> daemon_;
   std::unique_ptr<pb::Factory::Stub> stub_;

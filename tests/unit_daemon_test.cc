@@ -471,6 +471,7 @@ TEST_F(DaemonTest, ListsAndStatus) {
   EXPECT_EQ(templates.templates(0).name(), "fake");
   EXPECT_EQ(templates.templates(0).guest(), pb::GUEST_KIND_BARE);
   EXPECT_EQ(templates.templates(0).mem_bytes(), 2u << 20);
+  EXPECT_EQ(templates.templates(0).vcpus(), 1u) << "the fake template has one vCPU";
   EXPECT_EQ(templates.templates(0).error(), "");
   pb::ListVMsRequest all;
   all.set_include_pool(true);

@@ -239,6 +239,7 @@ int BenchCommand(const Argv& argv) {
   report.template_name = target->template_name();
   report.guest = target->guest();
   report.template_mem_bytes = target->template_mem_bytes();
+  report.template_vcpus = target->template_vcpus();
   report.template_boot_ns = target->template_boot_ns();
 
   auto run = [&]() -> Status {

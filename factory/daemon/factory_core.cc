@@ -645,6 +645,7 @@ grpc::Status FactoryCore::CreateTemplate(const pb::CreateTemplateRequest& req,
   t->set_name(name);
   t->set_guest(KindToProto(entry->guest_kind));
   t->set_mem_bytes(entry->mem_bytes);
+  t->set_vcpus(entry->vcpus);
   t->set_dir(entry->dir);
   t->set_created_unix_ns(entry->created_unix_ns);
   t->set_pool_target(PoolFor(name).size);
@@ -660,6 +661,7 @@ grpc::Status FactoryCore::ListTemplates(pb::ListTemplatesResponse* resp) {
     t->set_name(e.name);
     t->set_guest(KindToProto(e.guest_kind));
     t->set_mem_bytes(e.mem_bytes);
+    t->set_vcpus(e.vcpus);
     t->set_dir(e.dir);
     t->set_created_unix_ns(e.created_unix_ns);
     t->set_pool_target(PoolFor(e.name).size);

@@ -84,6 +84,7 @@ void TemplateRegistry::Describe(TemplateEntry& t) {
   }
   t.guest_kind = state->guest_kind;
   t.mem_bytes = state->mem_size;
+  t.vcpus = static_cast<uint32_t>(state->vcpus.size());
   t.created_unix_ns = state->created_unix_ns;
 }
 

@@ -24,6 +24,7 @@ struct TemplateEntry {
   // directory is not a valid template.
   std::string guest_kind;
   uint64_t mem_bytes = 0;
+  uint32_t vcpus = 0;
   int64_t created_unix_ns = 0;
   std::string error;
 };
