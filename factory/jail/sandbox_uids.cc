@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <fstream>
 #include <limits>
 
 #include "factory/jail/capabilities.h"
@@ -56,12 +57,25 @@ std::string SandboxUidSpecText(const SandboxUidSpec& spec) {
   return std::to_string(spec.first) + ":" + std::to_string(spec.count);
 }
 
-std::string SandboxUidsUnavailableReason() {
+bool IdRangeMapped(const std::string& map_file, uint32_t first, uint32_t count) {
+  std::ifstream in(map_file);
+  uint64_t inside = 0, outside = 0, length = 0;
+  while (in >> inside >> outside >> length)
+    if (inside <= first && uint64_t{first} + count <= inside + length) return true;
+  return false;
+}
+
+std::string SandboxUidsUnavailableReason(uint32_t first, uint32_t count) {
   // setresuid/setresgid/setgroups to arbitrary ids need CAP_SETUID and
   // CAP_SETGID; in practice, a root daemon.
   if (!HasCapability(CAP_SETUID) || !HasCapability(CAP_SETGID))
     return "switching user ids needs CAP_SETUID and CAP_SETGID (run the daemon as root); "
            "sandboxes run as uid " + std::to_string(::geteuid());
+  const std::string range = std::to_string(first) + ".." + std::to_string(uint64_t{first} + count - 1);
+  for (const char* map : {"/proc/self/uid_map", "/proc/self/gid_map"})
+    if (!IdRangeMapped(map, first, count))
+      return "ids " + range + " are not all mapped in this user namespace (" + map +
+             "; a rootless container?): give sandbox_uids a mapped FIRST:COUNT";
   return "";
 }
 
@@ -71,7 +85,10 @@ Result<SandboxUids> SandboxUids::Setup(const SandboxUidSpec& spec) {
     u.description_ = "off (sandbox_uids = off): sandboxes run as the daemon's user";
     return u;
   }
-  if (std::string why = SandboxUidsUnavailableReason(); !why.empty()) {
+  const bool range = spec.mode == SandboxUidSpec::kRange;
+  if (std::string why = range ? SandboxUidsUnavailableReason(spec.first, spec.count)
+                              : SandboxUidsUnavailableReason();
+      !why.empty()) {
     if (spec.mode == SandboxUidSpec::kRange)
       return Error("sandbox uids " + SandboxUidSpecText(spec) + ": " + why, EPERM);
     u.description_ = why;

@@ -39,9 +39,17 @@ inline constexpr uint32_t kDefaultSandboxUidCount = 65536;
 Result<SandboxUidSpec> ParseSandboxUids(std::string_view text);
 std::string SandboxUidSpecText(const SandboxUidSpec& spec);
 
-// Why this process cannot give sandboxes ids of their own; "" if it can
-// (for `kata-factory host` and "auto").
-std::string SandboxUidsUnavailableReason();
+// Why this process cannot give sandboxes the ids [first, first + count);
+// "" if it can (for `kata-factory host` and "auto"): it needs CAP_SETUID
+// and CAP_SETGID, and the ids must exist in its user namespace (a daemon
+// that is root in a rootless container has the capabilities but only the
+// ids its uid_map and gid_map give it).
+std::string SandboxUidsUnavailableReason(uint32_t first = kDefaultSandboxUidFirst,
+                                         uint32_t count = kDefaultSandboxUidCount);
+
+// Whether one line of a /proc/PID/uid_map or gid_map format file maps all of
+// [first, first + count) (the ids as this namespace sees them).
+bool IdRangeMapped(const std::string& map_file, uint32_t first, uint32_t count);
 
 class SandboxUids {
  public:
