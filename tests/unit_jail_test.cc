@@ -325,15 +325,21 @@ TEST(Jail, OwnUidAndGidWithNoGroupsAndNoAccessToRootFiles) {
   ::unlink(path);
 }
 
+// A temporary file holding `text`; removed by the caller.
+std::string TempFileWith(const std::string& text) {
+  char path[] = "/tmp/kf-jail-test-XXXXXX";
+  const int fd = ::mkstemp(path);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  ::close(fd);
+  return path;
+}
+
 // A daemon that is root in a rootless container has CAP_SETUID but only the
 // ids its user namespace maps: the range must lie inside one mapped line.
 TEST(SandboxUids, RangeMustBeMappedInTheUserNamespace) {
-  char path[] = "/tmp/kf-uid-map-XXXXXX";
-  const int fd = ::mkstemp(path);
-  ASSERT_GE(fd, 0);
-  const std::string map = "         0       1000          1\n         1     100000      65536\n";
-  ASSERT_EQ(::write(fd, map.data(), map.size()), static_cast<ssize_t>(map.size()));
-  ::close(fd);
+  const std::string path = TempFileWith("         0       1000          1\n"
+                                        "         1     100000      65536\n");
   EXPECT_TRUE(IdRangeMapped(path, 0, 1));
   EXPECT_TRUE(IdRangeMapped(path, 1, 65536));
   EXPECT_TRUE(IdRangeMapped(path, 1000, 10));
@@ -341,16 +347,11 @@ TEST(SandboxUids, RangeMustBeMappedInTheUserNamespace) {
   EXPECT_FALSE(IdRangeMapped(path, 60000, 10000)) << "runs past the mapping";
   EXPECT_FALSE(IdRangeMapped(path, kDefaultSandboxUidFirst, kDefaultSandboxUidCount));
   EXPECT_FALSE(IdRangeMapped("/nonexistent/uid_map", 0, 1));
-  ::unlink(path);
+  ::unlink(path.c_str());
   // The whole 32-bit space of an initial namespace.
-  char all[] = "/tmp/kf-uid-map-XXXXXX";
-  const int fd2 = ::mkstemp(all);
-  ASSERT_GE(fd2, 0);
-  const std::string whole = "         0          0 4294967295\n";
-  ASSERT_EQ(::write(fd2, whole.data(), whole.size()), static_cast<ssize_t>(whole.size()));
-  ::close(fd2);
+  const std::string all = TempFileWith("         0          0 4294967295\n");
   EXPECT_TRUE(IdRangeMapped(all, kDefaultSandboxUidFirst, kDefaultSandboxUidCount));
-  ::unlink(all);
+  ::unlink(all.c_str());
 }
 
 TEST(SandboxUids, ParseAcceptsAutoOffAndRangesOnly) {
