@@ -80,9 +80,20 @@ Result<UniqueFd> ClaimSocket(const std::string& socket_path) {
 
 namespace {
 
+// Empty when the process is gone. read(2), not a stream: a process that
+// exits between the /proc listing and the read makes read() fail (ESRCH),
+// which libstdc++'s filebuf turns into an exception that istreambuf_iterator
+// lets through (it ended a daemon's start once, in the nested tier).
 std::vector<std::string> ReadCmdline(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string all;
+  const int fd = ::open(("/proc/" + std::to_string(pid) + "/cmdline").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) all.append(buf, static_cast<size_t>(n));
+    ::close(fd);
+    if (n < 0) all.clear();
+  }
   std::vector<std::string> args;
   size_t start = 0;
   for (size_t i = 0; i < all.size(); ++i)
