@@ -20,6 +20,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <thread>
 
@@ -60,6 +61,18 @@ ChildResult InChild(const std::function<void()>& body) {
 }
 
 void Say(const char* s) { (void)!::write(1, s, std::strlen(s)); }
+
+// Says each line of /proc/self/status that starts with one of `prefixes`.
+void SayStatusLines(std::initializer_list<const char*> prefixes) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    for (const char* p : prefixes)
+      if (line.rfind(p, 0) == 0) {
+        Say((line + "\n").c_str());
+        break;
+      }
+}
 
 // What a running VMM does: threads, memory, Unix sockets, eventfds, time,
 // KVM ioctls (here on a non-KVM fd: the filter lets them through and the
@@ -256,14 +269,7 @@ TEST(Jail, CapabilitiesDroppedAndNoNewPrivs) {
     o.seccomp = SeccompMode::kOff;
     if (!EnterJail(o).ok()) ::_exit(3);
     if (HasAnyCapability()) Say("still has a capability\n");
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.rfind("Cap", 0) == 0 || line.rfind("NoNewPrivs", 0) == 0) {
-        Say(line.c_str());
-        Say("\n");
-      }
-    }
+    SayStatusLines({"Cap", "NoNewPrivs"});
   });
   EXPECT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0) << r.output;
   EXPECT_EQ(r.output.find("still has"), std::string::npos) << r.output;
@@ -299,15 +305,7 @@ TEST(Jail, OwnUidAndGidWithNoGroupsAndNoAccessToRootFiles) {
       }
       if (HasAnyCapability()) Say("still has a capability\n");
       if (::open(path, O_RDONLY) >= 0 || errno != EACCES) Say("root's file opened\n");
-      std::ifstream in("/proc/self/status");
-      std::string line;
-      while (std::getline(in, line)) {
-        if (line.rfind("Uid:", 0) == 0 || line.rfind("Gid:", 0) == 0 ||
-            line.rfind("Groups:", 0) == 0) {
-          Say(line.c_str());
-          Say("\n");
-        }
-      }
+      SayStatusLines({"Uid:", "Gid:", "Groups:"});
     });
     SCOPED_TRACE(drop ? "capabilities dropped" : "capabilities kept");
     EXPECT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0) << r.output;

@@ -36,8 +36,9 @@ void JailJson(Json& j, const JailSupport& s) {
   else j.Str("cgroup_reason", s.cgroup.reason);
   j.Bool("sandbox_uids", s.uids_unavailable.empty());
   if (s.uids_unavailable.empty())
-    j.Str("sandbox_uid_range", std::to_string(kDefaultSandboxUidFirst) + ":" +
-                                   std::to_string(kDefaultSandboxUidCount));
+    j.Str("sandbox_uid_range",
+          SandboxUidSpecText({SandboxUidSpec::kRange, kDefaultSandboxUidFirst,
+                              kDefaultSandboxUidCount}));
   else j.Str("sandbox_uids_reason", s.uids_unavailable);
   j.EndObject();
 }

@@ -1,9 +1,9 @@
 #include "factory/cli/json.h"
 
-#include "factory/json_escape.h"
-
 #include <cmath>
 #include <cstdio>
+
+#include "factory/json_escape.h"
 
 namespace kf::cli {
 

@@ -19,6 +19,11 @@ bool ParseU32(std::string_view s, uint32_t* out) {
   return ec == std::errc() && end == s.data() + s.size();
 }
 
+// "FIRST..LAST", for messages.
+std::string RangeText(uint32_t first, uint32_t count) {
+  return std::to_string(first) + ".." + std::to_string(uint64_t{first} + count - 1);
+}
+
 }  // namespace
 
 Result<SandboxUidSpec> ParseSandboxUids(std::string_view text) {
@@ -71,10 +76,9 @@ std::string SandboxUidsUnavailableReason(uint32_t first, uint32_t count) {
   if (!HasCapability(CAP_SETUID) || !HasCapability(CAP_SETGID))
     return "switching user ids needs CAP_SETUID and CAP_SETGID (run the daemon as root); "
            "sandboxes run as uid " + std::to_string(::geteuid());
-  const std::string range = std::to_string(first) + ".." + std::to_string(uint64_t{first} + count - 1);
   for (const char* map : {"/proc/self/uid_map", "/proc/self/gid_map"})
     if (!IdRangeMapped(map, first, count))
-      return "ids " + range + " are not all mapped in this user namespace (" + map +
+      return "ids " + RangeText(first, count) + " are not all mapped in this user namespace (" + map +
              "; a rootless container?): give sandbox_uids a mapped FIRST:COUNT";
   return "";
 }
@@ -85,19 +89,19 @@ Result<SandboxUids> SandboxUids::Setup(const SandboxUidSpec& spec) {
     u.description_ = "off (sandbox_uids = off): sandboxes run as the daemon's user";
     return u;
   }
-  const bool range = spec.mode == SandboxUidSpec::kRange;
-  if (std::string why = range ? SandboxUidsUnavailableReason(spec.first, spec.count)
-                              : SandboxUidsUnavailableReason();
-      !why.empty()) {
-    if (spec.mode == SandboxUidSpec::kRange)
+  const bool explicit_range = spec.mode == SandboxUidSpec::kRange;
+  const uint32_t first = explicit_range ? spec.first : kDefaultSandboxUidFirst;
+  const uint32_t count = explicit_range ? spec.count : kDefaultSandboxUidCount;
+  if (std::string why = SandboxUidsUnavailableReason(first, count); !why.empty()) {
+    if (explicit_range)
       return Error("sandbox uids " + SandboxUidSpecText(spec) + ": " + why, EPERM);
     u.description_ = why;
     return u;
   }
-  u.first_ = spec.mode == SandboxUidSpec::kRange ? spec.first : kDefaultSandboxUidFirst;
-  u.count_ = spec.mode == SandboxUidSpec::kRange ? spec.count : kDefaultSandboxUidCount;
-  u.in_use_.assign(u.count_, false);
-  u.description_ = std::to_string(u.first_) + ".." + std::to_string(u.first_ + u.count_ - 1);
+  u.first_ = first;
+  u.count_ = count;
+  u.in_use_.assign(count, false);
+  u.description_ = RangeText(first, count);
   return u;
 }
 
