@@ -181,8 +181,14 @@ void LinuxMachine::SetExtraFd(int fd, std::function<bool()> on_readable) {
 
 Status LinuxMachine::Start() {
   started_ns_ = MonotonicNs();
-  vcpu_thread_ = std::thread([this] { VcpuThread(); });
-  device_thread_ = std::thread([this] { DeviceThread(); });
+  ASSIGN_OR_RETURN(vcpu_thread_, VmmThread::Start([this] { VcpuThread(); }));
+  auto device = VmmThread::Start([this] { DeviceThread(); });
+  if (!device.ok()) {
+    RequestStop();
+    vcpu_thread_.join();
+    return device.error().Context("device thread");
+  }
+  device_thread_ = std::move(*device);
   return Status::Ok();
 }
 

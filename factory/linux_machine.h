@@ -21,7 +21,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "factory/linux_console.h"
 #include "memshare/pmem_backing.h"
@@ -34,6 +33,7 @@
 #include "vmm-glue/run_loop.h"
 #include "vmm-glue/vcpu.h"
 #include "vmm-glue/vm.h"
+#include "vmm-glue/vmm_thread.h"
 #include "vmm-glue/vsock/hybrid_vsock.h"
 
 namespace kf {
@@ -127,7 +127,7 @@ class LinuxMachine {
   int extra_fd_ = -1;
   std::function<bool()> on_extra_;
   UniqueFd wake_;  // eventfd: the device thread's stop signal
-  std::thread vcpu_thread_, device_thread_;
+  VmmThread vcpu_thread_, device_thread_;  // small stacks: see vmm_thread.h
   volatile bool stop_ = false;  // read by RunVcpu after EINTR
   std::atomic<bool> reset_{false};
   std::mutex fail_mu_;

@@ -2,13 +2,18 @@
 // memory view, Result/Status.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include "vmm-glue/guest_memory.h"
 #include "vmm-glue/io_bus.h"
 #include "vmm-glue/kvm_abi.h"
 #include "vmm-glue/result.h"
+#include "vmm-glue/vmm_thread.h"
 
 namespace kf {
 namespace {
@@ -150,4 +155,60 @@ TEST(KvmAbi, ElementsNeverReadPastTheBuffer) {
   kf::kvm_abi::MsrListBuffer list(3);
   list.set_count(1000);  // as a confused kernel or caller might leave it
   EXPECT_EQ(list.elements().size(), 3u);
+}
+
+// The size of the mapping in /proc/self/maps that holds addr (0 if none).
+static uint64_t MappingSizeHolding(uintptr_t addr) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    uint64_t lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx", &lo, &hi) == 2 && addr >= lo && addr < hi) return hi - lo;
+  }
+  return 0;
+}
+
+TEST(VmmThread, RunsOnAStackTooSmallForAHugePage) {
+  std::atomic<uint64_t> stack_mapping{0};
+  std::atomic<size_t> stack_size{0};
+  auto t = kf::VmmThread::Start([&] {
+    int local = 0;
+    stack_mapping = MappingSizeHolding(reinterpret_cast<uintptr_t>(&local));
+    pthread_attr_t attr;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+      pthread_attr_getstacksize(&attr, &size);
+      pthread_attr_destroy(&attr);
+    }
+    stack_size = size;
+  });
+  ASSERT_TRUE(t.ok()) << t.error().message();
+  EXPECT_TRUE(t->joinable());
+  t->join();
+  EXPECT_FALSE(t->joinable());
+  EXPECT_EQ(stack_size.load(), kf::VmmThread::kStackBytes);
+  // The point: the whole mapping is under 2 MiB, so THP cannot back it
+  // with a huge page (a std::thread's 8 MiB stack can be).
+  EXPECT_GT(stack_mapping.load(), 0u);
+  EXPECT_LT(stack_mapping.load(), uint64_t{2} << 20);
+}
+
+TEST(VmmThread, MovedThreadIsJoinedOnceByItsOwner) {
+  std::atomic<int> runs{0};
+  kf::VmmThread owner;
+  EXPECT_FALSE(owner.joinable());
+  {
+    auto t = kf::VmmThread::Start([&] { ++runs; });
+    ASSERT_TRUE(t.ok());
+    owner = std::move(*t);
+    EXPECT_FALSE(t->joinable());
+  }  // the moved-from thread's destructor must not join or detach anything
+  EXPECT_TRUE(owner.joinable());
+  owner.join();
+  EXPECT_EQ(runs.load(), 1);
+  {
+    auto t = kf::VmmThread::Start([&] { ++runs; });
+    ASSERT_TRUE(t.ok());
+  }  // the destructor joins
+  EXPECT_EQ(runs.load(), 2);
 }
