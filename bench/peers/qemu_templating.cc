@@ -292,7 +292,7 @@ Status WaitMigration(QmpClient& qmp, Clock::time_point deadline, const std::stri
 Result<QmpClient> ConnectQmp(const std::string& path, Clock::time_point deadline, Child* qemu,
                              const std::string& what) {
   while (true) {
-    auto c = QmpClient::Connect(path, std::min(MsLeft(deadline), 50));
+    auto c = QmpClient::Connect(path, std::min(MsLeft(deadline), 50), MsLeft(deadline));
     if (c.ok()) return c;
     if (qemu->Exited() || Clock::now() >= deadline)
       return c.error().Context(what + " (QEMU " + qemu->Describe() +

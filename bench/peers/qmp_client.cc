@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -329,6 +330,7 @@ Result<QmpMessage> ParseQmpLine(const std::string& line) {
   const JsonValue& v = *parsed;
   if (!v.is_object()) return Error("QMP line is not an object: " + line.substr(0, 200));
   QmpMessage m;
+  if (const JsonValue* id = v.Find("id"); id != nullptr && id->is_string()) m.id = id->str();
   if (const JsonValue* r = v.Find("return")) {
     m.kind = QmpMessage::Kind::kReturn;
     m.body = *r;
@@ -350,13 +352,16 @@ Result<QmpMessage> ParseQmpLine(const std::string& line) {
   return m;
 }
 
-std::string QmpCommandLine(const std::string& name, const std::string& arguments_json) {
+std::string QmpCommandLine(const std::string& name, const std::string& arguments_json,
+                           const std::string& id) {
   std::string out = "{\"execute\":" + cli::Json::Quote(name);
   if (!arguments_json.empty()) out += ",\"arguments\":" + arguments_json;
+  if (!id.empty()) out += ",\"id\":" + cli::Json::Quote(id);
   return out + "}\n";
 }
 
-Result<QmpClient> QmpClient::Connect(const std::string& path, int timeout_ms) {
+Result<QmpClient> QmpClient::Connect(const std::string& path, int timeout_ms,
+                                     int handshake_timeout_ms) {
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   if (path.size() >= sizeof sa.sun_path) return Error("QMP socket path too long: " + path);
@@ -366,7 +371,8 @@ Result<QmpClient> QmpClient::Connect(const std::string& path, int timeout_ms) {
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd.valid()) return Error::Sys("socket(AF_UNIX)");
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0)
-      return Attach(std::move(fd), MsLeft(deadline) + 1);
+      return Attach(std::move(fd),
+                    handshake_timeout_ms >= 0 ? handshake_timeout_ms : MsLeft(deadline) + 1);
     const int err = errno;
     if (err != ENOENT && err != ECONNREFUSED && err != EAGAIN)
       return Error::Sys("connect " + path, err);
@@ -439,7 +445,10 @@ Result<bool> QmpClient::ReadLine(int timeout_ms, std::string* line) {
 
 Result<JsonValue> QmpClient::Execute(const std::string& name, const std::string& arguments_json,
                                      int timeout_ms) {
-  const std::string out = QmpCommandLine(name, arguments_json);
+  // Unique in this process, so that no connection can take another's reply.
+  static std::atomic<uint64_t> next_id{1};
+  const std::string id = "kf-" + std::to_string(next_id++);
+  const std::string out = QmpCommandLine(name, arguments_json, id);
   size_t sent = 0;
   while (sent < out.size()) {
     const ssize_t n = ::send(fd_.get(), out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
@@ -461,9 +470,11 @@ Result<JsonValue> QmpClient::Execute(const std::string& name, const std::string&
         events_.push_back(std::move(m));
         continue;
       case QmpMessage::Kind::kReturn:
-        return std::move(m.body);
       case QmpMessage::Kind::kError:
-        return Error("QMP " + name + ": " + m.error_class + ": " + m.error_desc);
+        if (m.id != id) continue;  // not the answer to this command (see the header)
+        if (m.kind == QmpMessage::Kind::kError)
+          return Error("QMP " + name + ": " + m.error_class + ": " + m.error_desc);
+        return std::move(m.body);
       case QmpMessage::Kind::kGreeting:
         return Error("QMP " + name + ": unexpected greeting");
     }

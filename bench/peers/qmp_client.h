@@ -72,27 +72,38 @@ struct QmpMessage {
   std::string event;        // kEvent: the event's name
   std::string error_class;  // kError: error.class
   std::string error_desc;   // kError: error.desc
+  std::string id;           // kReturn/kError: the command's "id" when it was a string
 };
 
 // Classifies one line QEMU sent (without its line end).
 Result<QmpMessage> ParseQmpLine(const std::string& line);
 
 // The command line to send: {"execute": NAME} plus "arguments" when
-// `arguments_json` (an object's JSON text) is not empty, and a newline.
-std::string QmpCommandLine(const std::string& name, const std::string& arguments_json = "");
+// `arguments_json` (an object's JSON text) is not empty, plus "id" when `id`
+// is not empty, and a newline.
+std::string QmpCommandLine(const std::string& name, const std::string& arguments_json = "",
+                           const std::string& id = "");
 
 class QmpClient {
  public:
   // Connects to the socket at `path`, retrying until it accepts or
-  // `timeout_ms` passes (QEMU creates it during start-up), reads the
-  // greeting and negotiates capabilities (qmp_capabilities).
-  static Result<QmpClient> Connect(const std::string& path, int timeout_ms);
+  // `timeout_ms` passes (QEMU creates it during start-up), then reads the
+  // greeting and negotiates capabilities (qmp_capabilities) within
+  // `handshake_timeout_ms` (default: `timeout_ms`). Give the handshake its
+  // own, longer time when polling for the socket in short steps: a QEMU
+  // slow to greet must not see one abandoned connection after another.
+  static Result<QmpClient> Connect(const std::string& path, int timeout_ms,
+                                   int handshake_timeout_ms = -1);
   // The same over an already connected socket (tests).
   static Result<QmpClient> Attach(UniqueFd fd, int timeout_ms);
 
   // Runs one command and returns its "return" value; an error reply
   // becomes an Error "NAME: CLASS: DESC". Events that arrive meanwhile are
-  // kept (TakeEvents).
+  // kept (TakeEvents). Each command carries an id of its own and replies
+  // with another id are skipped: QEMU 7.2 was seen (nested, 2026-11-29)
+  // answering a qmp_capabilities of an abandoned earlier connection on the
+  // next one, which made the reply to our own ("already complete") look
+  // like the answer to the command after it.
   Result<JsonValue> Execute(const std::string& name, const std::string& arguments_json = "",
                             int timeout_ms = 10000);
 
