@@ -13,6 +13,8 @@ PACKAGES=(
   # The daemon's TOML config file (factory/daemon/ops/config_file.cc).
   libtomlplusplus-dev
   python3
+  # scripts_shellcheck_test: every shell script passes shellcheck.
+  shellcheck
   # The independent gRPC client of the daemon's tests (tests/daemon_grpc_client.py).
   python3-grpcio python3-protobuf
   # The capacity planning script's plots (scripts/capacity-plan --plots).
