@@ -34,6 +34,7 @@
 #include "agent/bare/bare_abi.h"
 #include "agent/proto/agent_frame.h"
 #include "proto/agent.pb.h"
+#include "tests/host_linux_agent.h"
 
 namespace {
 
@@ -193,27 +194,21 @@ class LinuxAgentTest : public ::testing::Test {
     char tmpl[] = "/tmp/kf-linux-agent-test.XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    sock_ = dir_ + "/agent.sock";
-    log_ = dir_ + "/agent.log";
-    state_ = dir_ + "/state";
-    pid_ = fork();
-    ASSERT_GE(pid_, 0);
-    if (pid_ == 0) RunAgent();
+    std::vector<std::string> args = {"--buffer-mib", std::to_string(kBufferMib),
+                                     "--init-mib", std::to_string(kInitMib),
+                                     "--container-rootfs", ContainerRootfs()};
+    for (const auto& a : ExtraAgentArgs()) args.push_back(a);
+    ASSERT_TRUE(agent_.Start(dir_, args));
+    sock_ = agent_.sock();
   }
 
   void TearDown() override {
-    if (pid_ > 0) {
-      int status = 0;
-      // Still running after everything the test did: no crash, no exit.
-      EXPECT_EQ(waitpid(pid_, &status, WNOHANG), 0) << "the agent exited; log:\n" << Log();
-      kill(pid_, SIGKILL);
-      waitpid(pid_, &status, 0);
-    }
+    agent_.ExpectAliveAndStop();
     if (HasFailure()) std::fprintf(stderr, "agent log:\n%s", Log().c_str());
     unlink(sock_.c_str());
-    unlink(log_.c_str());
+    unlink(agent_.log_path().c_str());
     std::error_code ec;  // containers' mount points: their mounts died with them
-    std::filesystem::remove_all(state_, ec);
+    std::filesystem::remove_all(agent_.state_dir(), ec);
     rmdir(dir_.c_str());
   }
 
@@ -222,35 +217,7 @@ class LinuxAgentTest : public ::testing::Test {
   virtual std::string ContainerRootfs() const { return "/nonexistent/kf-rootfs"; }
   virtual std::vector<std::string> ExtraAgentArgs() const { return {}; }
 
-  // The child: a private UTS namespace if this process may have one (root,
-  // or an unprivileged user namespace), so sethostname touches only it;
-  // otherwise the agent is told not to call sethostname at all.
-  [[noreturn]] void RunAgent() {
-    int logfd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (logfd >= 0) dup2(logfd, STDERR_FILENO);
-    std::vector<std::string> args = {KF_LINUX_AGENT, "--listen-unix",
-                                     sock_,          "--no-set-clock",
-                                     "--buffer-mib", std::to_string(kBufferMib),
-                                     "--init-mib",   std::to_string(kInitMib),
-                                     "--state-dir",  state_,
-                                     "--container-rootfs", ContainerRootfs()};
-    for (const auto& a : ExtraAgentArgs()) args.push_back(a);
-    if (unshare(CLONE_NEWUTS) != 0 && unshare(CLONE_NEWUSER | CLONE_NEWUTS) != 0)
-      args.push_back("--no-set-hostname");
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    std::perror("execv " KF_LINUX_AGENT);
-    _exit(127);
-  }
-
-  std::string Log() const {
-    std::ifstream f(log_);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  }
+  std::string Log() const { return agent_.Log(); }
 
   // Connects (waiting for the agent to listen) and reads its Ready frame.
   Conn Connect(pb::Ready* ready = nullptr) {
@@ -282,8 +249,8 @@ class LinuxAgentTest : public ::testing::Test {
     return c;
   }
 
-  std::string dir_, sock_, log_, state_;
-  pid_t pid_ = -1;
+  kf_test::HostLinuxAgent agent_;
+  std::string dir_, sock_;
 };
 
 uint64_t HostMemTotal() {

@@ -38,6 +38,7 @@
 #include "factory/oci_bundle.h"
 #include "proto/factory.grpc.pb.h"
 #include "tests/cli_run.h"
+#include "tests/host_linux_agent.h"
 
 namespace {
 
@@ -224,24 +225,9 @@ class SessionTest : public ::testing::Test {
     char tmpl[] = "/tmp/kf-run-agent.XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    sock_ = dir_ + "/agent.sock";
-    log_ = dir_ + "/agent.log";
-    pid_ = fork();
-    ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      int logfd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (logfd >= 0) dup2(logfd, STDERR_FILENO);
-      std::vector<std::string> args = {KF_LINUX_AGENT, "--listen-unix", sock_, "--no-set-clock",
-                                       "--buffer-mib", "8", "--init-mib", "1",
-                                       "--state-dir", dir_ + "/state",
-                                       "--container-rootfs", rootfs_};
-      if (unshare(CLONE_NEWUTS) != 0) args.push_back("--no-set-hostname");
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
+    ASSERT_TRUE(agent_.Start(dir_, {"--buffer-mib", "8", "--init-mib", "1",
+                                    "--container-rootfs", rootfs_}));
+    sock_ = agent_.sock();
     // Until it accepts (the socket file appears at bind, before listen).
     bool up = false;
     for (int i = 0; i < 500 && !up; ++i) {
@@ -252,23 +238,13 @@ class SessionTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (pid_ > 0) {
-      int status = 0;
-      EXPECT_EQ(waitpid(pid_, &status, WNOHANG), 0) << "the agent exited; log:\n" << Log();
-      kill(pid_, SIGKILL);
-      waitpid(pid_, &status, 0);
-    }
+    agent_.ExpectAliveAndStop();
     if (HasFailure()) std::fprintf(stderr, "agent log:\n%s", Log().c_str());
     std::error_code ec;
     if (!dir_.empty()) fs::remove_all(dir_, ec);
   }
 
-  std::string Log() const {
-    std::ifstream f(log_);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  }
+  std::string Log() const { return agent_.Log(); }
 
   struct Run {
     kf::ContainerRunResult result;
@@ -326,8 +302,8 @@ class SessionTest : public ::testing::Test {
   }
 
   static std::string rootfs_;
-  std::string dir_, sock_, log_;
-  pid_t pid_ = -1;
+  kf_test::HostLinuxAgent agent_;
+  std::string dir_, sock_;
   int seq_ = 0;
 };
 
