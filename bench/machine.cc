@@ -8,6 +8,7 @@
 
 #include "factory/template_host.h"
 #include "vmm-glue/kvm.h"
+#include "vmm-glue/nx_huge_pages.h"
 
 namespace kf::bench {
 
@@ -41,6 +42,7 @@ Machine DescribeMachine() {
   m.mem_total_bytes = MemTotal();
   const std::string flags = CpuFlags();
   m.under_hypervisor = flags.find(" hypervisor ") != std::string::npos;
+  m.kvm_nx_huge_pages = ReadNxHugePages().value;
   auto kvm = Kvm::Open();
   if (kvm.ok()) {
     TemplateHost host = DescribeTemplateHost(*kvm);

@@ -18,6 +18,9 @@ struct Machine {
   std::string kvm;
   std::string kvm_reason;
   bool under_hypervisor = false;  // /proc/cpuinfo "hypervisor": a VM (nested, cloud)
+  // The kvm module's nx_huge_pages ("" when not loaded): anything but
+  // "never" costs each new VM a kernel thread (vmm-glue/nx_huge_pages.h).
+  std::string kvm_nx_huge_pages;
 };
 
 Machine DescribeMachine();

@@ -86,6 +86,7 @@ std::string ReportJson(const BenchReport& r) {
       .Str("kvm", m.kvm)
       .Bool("under_hypervisor", m.under_hypervisor);
   if (!m.kvm_reason.empty()) j.Str("kvm_reason", m.kvm_reason);
+  if (!m.kvm_nx_huge_pages.empty()) j.Str("kvm_nx_huge_pages", m.kvm_nx_huge_pages);
   j.EndObject();
   j.BeginObjectIn("target")
       .Str("daemon", r.self_daemon ? "self" : "socket")
@@ -312,6 +313,9 @@ std::string ReportText(const BenchReport& r) {
     out += line;
   }
   out += "\n";
+  if (!m.kvm_nx_huge_pages.empty() && m.kvm_nx_huge_pages != "never")
+    out += "  kvm.nx_huge_pages " + m.kvm_nx_huge_pages +
+           ": a kernel thread per new VM adds to every clone (kata-factory host --help)\n";
 
   if (r.latency) {
     out += "\n" + LatencyHeader("latency, one VM at a time (ms)");

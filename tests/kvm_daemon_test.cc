@@ -79,15 +79,6 @@ std::map<int, std::string> OpenFds(pid_t pid) {
   return fds;
 }
 
-size_t CountThreads(pid_t pid) {
-  std::error_code ec;
-  size_t n = 0;
-  for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
-       it != fs::directory_iterator(); it.increment(ec))
-    ++n;
-  return n;
-}
-
 // The zygote processes of this daemon: children of this process whose
 // command line says zygote (sandboxes are the zygotes' children).
 std::vector<pid_t> ZygotesOf(pid_t parent, const std::string& run_dir) {

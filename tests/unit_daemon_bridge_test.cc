@@ -121,6 +121,17 @@ TEST(DaemonBridgeConfig, RefusesWhatTheCoreCannotTake) {
   EXPECT_NE(msg({"--lease-seconds", "4294967296"}).find("lease_seconds"), std::string::npos);
   EXPECT_NE(msg({"--templates..hidden.path", "/a"}).find("templates..hidden"), std::string::npos);
   EXPECT_EQ(msg({"--lease-seconds", "4294967295"}), "");
+  EXPECT_EQ(msg({"--kvm-nx-huge-pages", "sometimes"}),
+            "kvm_nx_huge_pages: 'sometimes' is not keep or never");
+}
+
+TEST(DaemonBridgeConfig, KvmNxHugePages) {
+  auto d = DaemonOptionsFromConfig(ops::DaemonConfig());
+  ASSERT_TRUE(d.ok());
+  EXPECT_FALSE(d->kvm_nx_huge_pages_never);  // keep: the host's setting is left alone
+  auto never = DaemonOptionsFromConfig(ConfigFrom({"--kvm-nx-huge-pages", "never"}));
+  ASSERT_TRUE(never.ok()) << never.error().message();
+  EXPECT_TRUE(never->kvm_nx_huge_pages_never);
 }
 
 TEST(DaemonBridgeConfig, OlderFlagSpellings) {

@@ -13,6 +13,7 @@
 #include "factory/daemon/ops/host_port.h"
 #include "factory/daemon/ops_bridge.h"
 #include "factory/zygote.h"
+#include "vmm-glue/nx_huge_pages.h"
 
 namespace kf::cli {
 
@@ -68,6 +69,10 @@ constexpr char kDaemonHelp[] =
     "                     FIRST:COUNT (default auto)\n"
     "  --sandbox-memory-headroom SIZE  memory.max = guest memory + SIZE (default 64M)\n"
     "  --sandbox-pids-max N  pids.max of each sandbox (default 64; 0: no limit)\n"
+    "  --kvm-nx-huge-pages keep|never  never: at start, as root, set the kvm\n"
+    "                     module's nx_huge_pages to never where that changes no\n"
+    "                     protection (see kata-factory host --help), so KVM starts\n"
+    "                     no kernel thread per clone; logged either way (default keep)\n"
     "  --templates.NAME.KEY VALUE  one template: KEY is path (a template\n"
     "                     directory) or guest (bare or linux: created at start\n"
     "                     under STATE unless there, with mem_mib), and pool_size,\n"
@@ -87,6 +92,24 @@ constexpr char kZygoteHelp[] =
     "  daemon's (a restarted daemon finds leftovers by it). Each sandbox enters\n"
     "  the jail before its guest runs: the seccomp allow-list (default enforce)\n"
     "  and, unless --keep-capabilities, no capabilities (docs/RELIABILITY.md).\n";
+
+// kvm.nx_huge_pages=never where asked and harmless; otherwise a note when it
+// would be. Never fatal: it is a start-up cost per clone, not a protection.
+void TuneKvm(bool never, ops::JsonLogger& log) {
+  const NxHugePages now = ReadNxHugePages();
+  if (!now.ThreadPerVm()) return;
+  const std::string why_not = now.WhyNotTunable();
+  if (!never) {
+    if (why_not.empty())
+      log.Info("kvm.nx_huge_pages is " + now.value +
+               ": KVM starts a kernel thread per VM (ms per clone); this CPU is not affected by "
+               "iTLB multihit, so kvm_nx_huge_pages = never would stop that");
+    return;
+  }
+  auto done = SetNxHugePagesNever();
+  if (done.ok()) log.Info(*done);
+  else log.Warn("kvm_nx_huge_pages = never not applied: " + done.error().message());
+}
 
 }  // namespace
 
@@ -130,6 +153,7 @@ int DaemonCommand(const Argv& argv) {
       ops.logger().Warn("serving gRPC on TCP beyond loopback, without authentication",
                         ops::LogFields().Str("listen", o.tcp_listen));
   }
+  TuneKvm(o.kvm_nx_huge_pages_never, ops.logger());  // before the first VM
   auto d = daemon::Daemon::Start(std::move(o));
   if (!d.ok()) {
     ops.logger().Error("cannot start: " + d.error().message());

@@ -89,6 +89,9 @@ struct DaemonOptions {
   SandboxUidSpec sandbox_uids;  // auto: a uid per sandbox when root
   uint64_t sandbox_memory_headroom_bytes = uint64_t{64} << 20;  // memory.max = guest + this
   uint64_t sandbox_pids_max = 64;                                // 0: no limit
+  // Before any VM exists: set kvm.nx_huge_pages to never where that changes
+  // no protection (vmm-glue/nx_huge_pages.h); the daemon command does it.
+  bool kvm_nx_huge_pages_never = false;
 
   DaemonHooks hooks;
 };

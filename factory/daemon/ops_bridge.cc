@@ -68,6 +68,9 @@ Result<DaemonOptions> DaemonOptionsFromConfig(const ops::DaemonConfig& c) {
   o.sandbox_uids = *uids;
   o.sandbox_memory_headroom_bytes = c.sandbox_memory_headroom_bytes;
   o.sandbox_pids_max = c.sandbox_pids_max;
+  if (c.kvm_nx_huge_pages != "keep" && c.kvm_nx_huge_pages != "never")
+    return Error("kvm_nx_huge_pages: '" + c.kvm_nx_huge_pages + "' is not keep or never");
+  o.kvm_nx_huge_pages_never = c.kvm_nx_huge_pages == "never";
   for (const auto& [name, t] : c.templates) {
     const std::string key = "templates." + name + ".";
     if (!ValidTemplateName(name))

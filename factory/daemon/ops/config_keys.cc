@@ -143,6 +143,8 @@ const std::map<std::string, TopSetter>& TopSetters() {
        [](DaemonConfig& c, const ConfigValue& v) { return Assign(c.sandbox_pids_max, v, AsCount); }},
       {"drop_capabilities",
        [](DaemonConfig& c, const ConfigValue& v) { return Assign(c.drop_capabilities, v, AsBool); }},
+      {"kvm_nx_huge_pages",
+       [](DaemonConfig& c, const ConfigValue& v) { return Assign(c.kvm_nx_huge_pages, v, AsString); }},
   };
   return *m;
 }

@@ -50,6 +50,9 @@ struct DaemonConfig {
   uint64_t sandbox_memory_headroom_bytes = uint64_t{64} << 20;  // memory.max = guest + this
   uint64_t sandbox_pids_max = 64;    // pids.max; 0 = no limit
   bool drop_capabilities = true;
+  // kvm.nx_huge_pages: keep, or never (set at start where that changes no
+  // protection; vmm-glue/nx_huge_pages.h).
+  std::string kvm_nx_huge_pages = "keep";
   std::map<std::string, TemplateConfig> templates;  // by name, sorted
   std::string source;  // the file it was read from; "" = defaults and flags only
 };
