@@ -101,7 +101,7 @@ void ReplyError(int sock, const std::string& what) {
 
 // The sandbox child: becomes the VMM for one clone, then exits.
 [[noreturn]] void SandboxChild(const Kvm& kvm, const LoadedTemplate& tmpl, int control_fd,
-                               SandboxOptions options, uint64_t fork_ns) {
+                               SandboxOptions options, uint64_t fork_ns, bool in_cgroup) {
   SandboxTimings timings;
   timings.fork_ns = fork_ns;
   timings.child_start_ns = MonotonicNs();
@@ -114,8 +114,9 @@ void ReplyError(int sock, const std::string& what) {
                   control_fd, options.cgroup_fd});
   Status s = Status::Ok();
   if (options.cgroup_fd >= 0) {
-    // Before guest memory is touched, so all of it is charged to the clone.
-    s = EnterCgroup(options.cgroup_fd);
+    // Before guest memory is touched, so all of it is charged to the clone
+    // (born there, in_cgroup, unless the kernel refused clone3).
+    if (!in_cgroup) s = EnterCgroup(options.cgroup_fd);
     ::close(options.cgroup_fd);
     options.cgroup_fd = -1;
     if (!s.ok()) s = s.error().Context("entering the sandbox's cgroup");
@@ -172,9 +173,11 @@ void ReplyError(int sock, const std::string& what) {
     options.jail.uid = req.uid;
     options.cgroup_fd = cgroup.get();
     const uint64_t fork_ns = MonotonicNs();
-    pid_t pid = ::fork();
+    bool born_in_cgroup = false;
+    pid_t pid = options.cgroup_fd >= 0 ? ForkIntoCgroup(options.cgroup_fd, &born_in_cgroup)
+                                       : ::fork();
     if (pid == 0) {
-      SandboxChild(*kvm, tmpl, pair[1], options, fork_ns);
+      SandboxChild(*kvm, tmpl, pair[1], options, fork_ns, born_in_cgroup);
     }
     ::close(pair[1]);
     if (pid < 0) {

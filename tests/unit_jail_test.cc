@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/kvm.h>
+#include <seccomp.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -447,6 +448,65 @@ TEST(SandboxCgroups, OffAutoAndRequired) {
   });
   EXPECT_TRUE(r.output == "enabled created\n" || r.output == "disabled required-refused\n")
       << r.output;
+}
+
+// ForkIntoCgroup: where cgroup v2 is writable (L1; not every development
+// machine), the child is in the cgroup from its first instruction; with
+// clone3 refused as a container's seccomp profile refuses it (ENOSYS), a
+// plain fork() whose child is told to enter the cgroup itself; with an fd
+// that is no cgroup, an error, never a child that thinks it is in one.
+TEST(SandboxCgroups, ForkIntoCgroup) {
+  // In the child: forks with ForkIntoCgroup(dirfd), says "born" or "forked"
+  // and the grandchild's cgroup v2 line of /proc/self/cgroup, or "error
+  // <errno>".
+  auto fork_and_say = [](int dirfd) {
+    bool born = true;
+    pid_t pid = ForkIntoCgroup(dirfd, &born);
+    if (pid == 0) {
+      std::ifstream in("/proc/self/cgroup");  // its cgroup v2 line
+      std::string line, v2 = "no-v2-line";
+      while (std::getline(in, line))
+        if (line.rfind("0::", 0) == 0) v2 = line;
+      Say((v2 + "\n").c_str());
+      ::_exit(0);
+    }
+    if (pid < 0) return Say(("error " + std::to_string(errno) + (born ? " born" : "") + "\n").c_str());
+    Say(born ? "born " : "forked ");
+    ::waitpid(pid, nullptr, 0);
+  };
+  ChildResult real = InChild([&] {
+    auto a = SandboxCgroups::Setup(CgroupMode::kAuto);
+    if (!a.ok() || !a->enabled()) return Say("no writable cgroup v2\n");
+    auto fd = a->Create("unit-test-fork", CgroupLimits{64 << 20, 8});
+    if (!fd.ok()) return Say("create failed\n");
+    fork_and_say(fd->get());
+    a->Remove("unit-test-fork");
+  });
+  if (real.output != "no writable cgroup v2\n") {
+    EXPECT_EQ(real.output.rfind("born 0::/", 0), 0u) << real.output;
+    EXPECT_NE(real.output.find("/kf-sandboxes/unit-test-fork\n"), std::string::npos) << real.output;
+  }
+
+  ChildResult no_clone3 = InChild([&] {
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    if (ctx == nullptr || seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) != 0 ||
+        seccomp_load(ctx) != 0)
+      return Say("seccomp failed\n");
+    seccomp_release(ctx);
+    int dir = ::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    fork_and_say(dir);
+  });
+  EXPECT_EQ(no_clone3.output.rfind("forked ", 0), 0u) << no_clone3.output;
+
+  ChildResult not_a_cgroup = InChild([&] {
+    int dir = ::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    fork_and_say(dir);
+  });
+  // An error where the kernel has clone3; a plain fork where it has not.
+  EXPECT_TRUE(not_a_cgroup.output.rfind("error ", 0) == 0 ||
+              not_a_cgroup.output.rfind("forked ", 0) == 0)
+      << not_a_cgroup.output;
+  EXPECT_EQ(not_a_cgroup.output.find("born"), std::string::npos) << not_a_cgroup.output;
 }
 
 }  // namespace

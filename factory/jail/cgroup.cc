@@ -1,6 +1,9 @@
 #include "factory/jail/cgroup.h"
 
 #include <fcntl.h>
+#include <linux/sched.h>  // struct clone_args, CLONE_INTO_CGROUP
+#include <signal.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -235,5 +238,19 @@ std::vector<std::string> SandboxCgroups::RemoveEmpty() const {
 }
 
 Status EnterCgroup(int dirfd) { return WriteFileAt(dirfd, "cgroup.procs", "0"); }
+
+pid_t ForkIntoCgroup(int dirfd, bool* born_in_cgroup) {
+  clone_args args{};
+  args.flags = CLONE_INTO_CGROUP;
+  args.exit_signal = SIGCHLD;
+  args.cgroup = static_cast<uint64_t>(dirfd);
+  const long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid >= 0 || errno != ENOSYS) {
+    *born_in_cgroup = pid >= 0;
+    return static_cast<pid_t>(pid);
+  }
+  *born_in_cgroup = false;
+  return ::fork();
+}
 
 }  // namespace kf

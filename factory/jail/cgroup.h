@@ -6,10 +6,10 @@
 //   CG/kf-daemon/        the daemon and its zygotes (cgroup v2 allows no
 //                        processes in a cgroup that hands controllers down)
 //   CG/kf-sandboxes/<id> one per clone, memory and pids controllers on
-// A sandbox enters its directory itself, right after the zygote forks it
-// and before it maps guest memory, so what it allocates is charged there
-// from the start (the zygote passes the directory's fd; a write of "0" to
-// cgroup.procs moves the writer).
+// A sandbox starts life in its directory: the zygote forks it there
+// (ForkIntoCgroup, below), so all it allocates is charged there from the
+// start; where the kernel refuses that, the sandbox moves itself in
+// (EnterCgroup) before it maps guest memory.
 #pragma once
 
 #include <cstdint>
@@ -80,5 +80,22 @@ class SandboxCgroups {
 
 // In the forked sandbox: moves the calling process into the cgroup `dirfd`.
 Status EnterCgroup(int dirfd);
+
+// fork() whose child starts life in the cgroup `dirfd` (clone3 with
+// CLONE_INTO_CGROUP, Linux 5.7). Why: moving a process (EnterCgroup) takes
+// the cgroup threadgroup lock for writing, which waits for an RCU grace
+// period: 11.5 ms p50 of each clone in L1 (docs/BENCHMARKS.md); a child born
+// in its cgroup takes that lock for reading only. Returns as fork() does;
+// *born_in_cgroup says whether the child is already there. Where the kernel
+// or a container's seccomp profile refuses clone3 (ENOSYS), it is a plain
+// fork() and the child must EnterCgroup itself: same result, slower.
+//
+// The child runs like one after vfork() in one respect: glibc's fork() is
+// bypassed, so glibc's cached thread id of the child's main thread is the
+// parent's. glibc 2.34+ raise()/abort() ask the kernel for the id; the
+// sandbox never pthread_kill()s its main thread from another thread and
+// uses no robust or priority-inheritance mutexes, which would read it. Only
+// for a single-threaded caller (the zygote), like fork() there.
+pid_t ForkIntoCgroup(int dirfd, bool* born_in_cgroup);
 
 }  // namespace kf
