@@ -13,6 +13,7 @@
 #include "factory/jail/cgroup.h"
 #include "factory/jail/sandbox_uids.h"
 #include "tests/cli_run.h"
+#include "vmm-glue/nx_huge_pages.h"
 
 namespace {
 
@@ -37,7 +38,19 @@ TEST(Cli, HostReportsTheJailItCanEnforce) {
   EXPECT_NE(r.output.find(probe.usable ? "\"cgroup\":true" : "\"cgroup\":false"),
             std::string::npos)
       << r.output;
-  if (!probe.usable) EXPECT_NE(r.output.find(probe.reason), std::string::npos) << r.output;
+  if (!probe.usable) {
+    EXPECT_NE(r.output.find(probe.reason), std::string::npos) << r.output;
+  }
+  // kvm.nx_huge_pages as vmm-glue reads it (never --tune here: it would
+  // change this host; the nested tier tunes L1).
+  const kf::NxHugePages nx = kf::ReadNxHugePages();
+  EXPECT_NE(r.output.find(std::string("\"kvm_nx_huge_pages\":{\"present\":") +
+                          (nx.present ? "true" : "false")),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find(nx.ThreadPerVm() ? "\"thread_per_vm\":true" : "\"thread_per_vm\":false"),
+            std::string::npos)
+      << r.output;
   CliRun text = Cli("host");
   EXPECT_NE(text.output.find("jail: seccomp allow-list: "), std::string::npos) << text.output;
   EXPECT_NE(text.output.find("jail: cgroup v2 per sandbox: "), std::string::npos) << text.output;

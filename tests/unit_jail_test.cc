@@ -278,8 +278,9 @@ TEST(Jail, CapabilitiesDroppedAndNoNewPrivs) {
   EXPECT_NE(r.output.find("CapPrm:\t0000000000000000"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("CapAmb:\t0000000000000000"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("NoNewPrivs:\t1"), std::string::npos) << r.output;
-  if (::geteuid() == 0)  // the bounding set can only be cleared with CAP_SETPCAP
+  if (::geteuid() == 0) {  // the bounding set can only be cleared with CAP_SETPCAP
     EXPECT_NE(r.output.find("CapBnd:\t0000000000000000"), std::string::npos) << r.output;
+  }
 }
 
 // A uid of its own: the sandbox's real, effective, saved and file-system
@@ -428,7 +429,9 @@ TEST(SandboxCgroups, OffAutoAndRequired) {
   EXPECT_FALSE(off->enabled());
   EXPECT_NE(off->description().find("off"), std::string::npos);
   auto own = OwnCgroupDir();
-  if (own.ok()) EXPECT_EQ(own->rfind("/", 0), 0u) << *own;
+  if (own.ok()) {
+    EXPECT_EQ(own->rfind("/", 0), 0u) << *own;
+  }
   // Setup may move this process (a test process, forked for it) into
   // kf-daemon; run it in a child so the test runner stays where it is.
   ChildResult r = InChild([] {
