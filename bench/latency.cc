@@ -13,6 +13,7 @@ Result<LatencyRun> Measure(Target& target, bool want_hits, uint64_t count, Progr
   ASSIGN_OR_RETURN(pb::PoolStatus pool, target.Pool());
   run.pool_size = pool.target();
   std::vector<uint64_t> get, ping, total, daemon_total, release;
+  std::vector<uint64_t> fork, map, create_vm, restore;  // misses' sandbox phases
   // One VM first, not counted: it starts the template's zygote where none
   // runs yet (a miss run's first clone would otherwise time the template load).
   {
@@ -41,6 +42,12 @@ Result<LatencyRun> Measure(Target& target, bool want_hits, uint64_t count, Progr
     ping.push_back(vm->ping_ns);
     total.push_back(vm->get_ns + vm->ping_ns);
     daemon_total.push_back(vm->daemon_total_ns);
+    if (const pb::Timings& t = vm->daemon_timings; !vm->pool_hit && t.sandbox_create_vm_ns() != 0) {
+      fork.push_back(t.sandbox_fork_ns());
+      map.push_back(t.sandbox_map_ns());
+      create_vm.push_back(t.sandbox_create_vm_ns());
+      restore.push_back(t.sandbox_restore_ns());
+    }
     const uint64_t r0 = MonotonicNs();
     if (!target.Release(target.stub(), vm->id, &err)) return Error("latency: " + err.message);
     release.push_back(MonotonicNs() - r0);
@@ -53,6 +60,10 @@ Result<LatencyRun> Measure(Target& target, bool want_hits, uint64_t count, Progr
   run.total = Summarize(total);
   run.daemon_get_vm = Summarize(daemon_total);
   run.release = Summarize(release);
+  run.sandbox_fork = Summarize(fork);
+  run.sandbox_map = Summarize(map);
+  run.sandbox_create_vm = Summarize(create_vm);
+  run.sandbox_restore = Summarize(restore);
   return run;
 }
 

@@ -22,6 +22,9 @@ struct LatencyRun {
   LatencySummary total;          // client: GetVM call -> first Ping answered
   LatencySummary daemon_get_vm;  // the daemon's own total_ns of the GetVM
   LatencySummary release;        // client: ReleaseVM call -> reply (the VMM has exited)
+  // Pool misses only: the new sandbox's own phases, as the daemon reports
+  // them (pb::Timings sandbox_*_ns).
+  LatencySummary sandbox_fork, sandbox_map, sandbox_create_vm, sandbox_restore;
 };
 
 struct LatencyResult {

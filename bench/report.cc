@@ -42,6 +42,14 @@ void LatencyRunJson(Json& j, const std::string& key, const LatencyRun& r) {
   Latency(j, "first_ping_ms", r.first_ping);
   Latency(j, "daemon_get_vm_ms", r.daemon_get_vm);
   Latency(j, "release_ms", r.release);
+  if (r.sandbox_create_vm.count != 0) {
+    j.BeginObjectIn("sandbox_phases_ms");
+    Latency(j, "fork", r.sandbox_fork);
+    Latency(j, "map", r.sandbox_map);
+    Latency(j, "create_vm", r.sandbox_create_vm);
+    Latency(j, "restore", r.sandbox_restore);
+    j.EndObject();
+  }
   j.EndObject();
 }
 
@@ -105,7 +113,9 @@ std::string ReportJson(const BenchReport& r) {
         "(get_vm_ms), reply -> agent.sock connected and first Ping answered "
         "(first_ping_ms), both (get_vm_to_first_ping_ms); the daemon's own "
         "GetVM time (daemon_get_vm_ms); ReleaseVM until the VMM exited "
-        "(release_ms); milliseconds");
+        "(release_ms); for pool misses, the new sandbox's phases as the daemon "
+        "reports them (sandbox_phases_ms: fork -> child runs, cgroup and template "
+        "mapping, VM creation, state restore); milliseconds");
     LatencyRunJson(j, "pool_hit", r.latency->pool_hit);
     LatencyRunJson(j, "pool_miss", r.latency->pool_miss);
     j.EndObject();
@@ -337,6 +347,12 @@ std::string ReportText(const BenchReport& r) {
       out += LatencyRow("reply -> first Ping (connect)", run->first_ping);
       out += LatencyRow("GetVM inside the daemon", run->daemon_get_vm);
       out += LatencyRow("ReleaseVM -> VMM exited", run->release);
+      if (run->sandbox_create_vm.count != 0) {
+        out += LatencyRow("  sandbox: fork -> child runs", run->sandbox_fork);
+        out += LatencyRow("  sandbox: (cgroup,) map template", run->sandbox_map);
+        out += LatencyRow("  sandbox: create VM", run->sandbox_create_vm);
+        out += LatencyRow("  sandbox: restore state", run->sandbox_restore);
+      }
     }
   }
   if (r.throughput) {

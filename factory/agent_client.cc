@@ -390,9 +390,11 @@ Status AgentClient::RemoveContainer(const std::string& container_id) {
   return Status::Ok();
 }
 
-Result<AgentClient> ConnectAgent(const CloneHandle& clone, int timeout_ms) {
+Result<AgentClient> ConnectAgent(const CloneHandle& clone, int timeout_ms,
+                                 SandboxTimings* timings) {
   SandboxClient control(clone.control.get(), timeout_ms);
-  RETURN_IF_ERROR(control.WaitListening());
+  ASSIGN_OR_RETURN(SandboxTimings t, control.WaitListening());
+  if (timings != nullptr) *timings = t;
   return AgentClient::Connect(clone.agent_sock, kAgentPort, timeout_ms);
 }
 

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "factory/sandbox_protocol.h"
 #include "proto/agent.pb.h"
 #include "vmm-glue/result.h"
 #include "vmm-glue/unique_fd.h"
@@ -120,7 +121,9 @@ class AgentClient {
 struct CloneHandle;
 // Waits for a new clone's agent.sock to accept clients (the VMM's event on
 // the control socket), then connects to its agent: the first step after
-// Zygote::Clone().
-Result<AgentClient> ConnectAgent(const CloneHandle& clone, int timeout_ms = 30000);
+// Zygote::Clone(). `timings`, when given, gets the VMM's start-up timings
+// that came with the event.
+Result<AgentClient> ConnectAgent(const CloneHandle& clone, int timeout_ms = 30000,
+                                 SandboxTimings* timings = nullptr);
 
 }  // namespace kf

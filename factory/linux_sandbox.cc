@@ -47,7 +47,7 @@ Status RunLinuxSandboxVmm(const Kvm& kvm, const LoadedTemplate& tmpl, int contro
   // (Start only adds threads, which the filter allows).
   RETURN_IF_ERROR(EnterJail(options.jail));
   RETURN_IF_ERROR(machine->Start());
-  SendListening(control_fd);
+  SendListening(control_fd, timings);
   ASSIGN_OR_RETURN(LinuxStop why, machine->Join());
   RETURN_IF_ERROR(control_error);
   if (why == LinuxStop::kShutdown)

@@ -31,11 +31,15 @@ Result<SandboxReply> SandboxClient::Receive() {
   return reply;
 }
 
-Status SandboxClient::WaitListening() {
+Result<SandboxTimings> SandboxClient::WaitListening() {
   ASSIGN_OR_RETURN(SandboxReply reply, Receive());
   if (reply.op != kVmmEventListening)
     return Error("sandbox sent op " + std::to_string(reply.op) + " before listening");
-  return Status::Ok();
+  SandboxTimings t;
+  if (reply.len == 0) return t;
+  if (reply.len != sizeof t) return Error("listening: timings of the wrong length");
+  std::memcpy(&t, reply.data, sizeof t);
+  return t;
 }
 
 Result<SandboxTimings> SandboxClient::Timings() {

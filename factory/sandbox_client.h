@@ -17,8 +17,9 @@ class SandboxClient {
       : fd_(control_fd), timeout_ms_(timeout_ms) {}
 
   // Blocks until the VMM reports that its agent.sock accepts clients (sent
-  // once, before the guest resumes). Call it once, first.
-  Status WaitListening();
+  // once, before the guest resumes). Call it once, first. Returns the VMM's
+  // timings up to restored_ns (zeros from a VMM that sent none).
+  Result<SandboxTimings> WaitListening();
   Result<SandboxTimings> Timings();
 
  private:

@@ -19,9 +19,11 @@ void Send(int fd, const SandboxReply& reply) {
 
 }  // namespace
 
-void SendListening(int fd) {
+void SendListening(int fd, const SandboxTimings& timings) {
   SandboxReply listening;
   listening.op = kVmmEventListening;
+  listening.len = sizeof timings;
+  std::memcpy(listening.data, &timings, sizeof timings);
   Send(fd, listening);
 }
 

@@ -9,8 +9,9 @@
 
 namespace kf {
 
-// Tells the requester the clone is restored and its agent.sock listens.
-void SendListening(int fd);
+// Tells the requester the clone is restored and its agent.sock listens,
+// with how long that took (`timings` up to restored_ns).
+void SendListening(int fd, const SandboxTimings& timings);
 
 // Serves one request from a readable control socket. Returns true when the
 // requester has gone (EOF): the sandbox then stops.

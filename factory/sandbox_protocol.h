@@ -14,7 +14,8 @@ inline constexpr uint32_t kSandboxMsgMagic = 0x4b465342;  // "KFSB"
 
 // Requests (requester -> VMM).
 inline constexpr uint32_t kHostOpTimings = 100;  // -> SandboxTimings in data
-// Events (VMM -> requester, unsolicited, once): agent.sock accepts clients.
+// Events (VMM -> requester, unsolicited, once): agent.sock accepts clients;
+// data: the SandboxTimings known by then (all but first_wait_ns), or none.
 inline constexpr uint32_t kVmmEventListening = 200;
 
 struct SandboxRequest {

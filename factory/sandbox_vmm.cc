@@ -65,7 +65,7 @@ Status RunSandboxVmm(const Kvm& kvm, const LoadedTemplate& tmpl, int control_fd,
 
   // Restored and listening: from here on only the calls of a running VMM.
   RETURN_IF_ERROR(EnterJail(options.jail));
-  SendListening(control_fd);
+  SendListening(control_fd, timings);
 
   ASSIGN_OR_RETURN(StopReason why, RunVcpu(vcpu, bus));
   if (ports.failure() != nullptr) return *ports.failure();

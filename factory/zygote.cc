@@ -181,8 +181,11 @@ void ReplyError(int sock, const std::string& what) {
     }
     ::close(pair[1]);
     if (pid < 0) {
+      const int err = errno;
       ::close(pair[0]);
-      ReplyError(sock, Error::Sys("fork").message());
+      ReplyError(sock, Error::Sys(options.cgroup_fd >= 0 ? "fork into the sandbox's cgroup" : "fork",
+                                  err)
+                           .message());
       continue;
     }
     int pidfd = PidfdOpen(pid);

@@ -33,7 +33,11 @@ TEST(SandboxClient, ListeningThenTimings) {
   Pair p;
   SandboxReply ev;
   ev.op = kVmmEventListening;
-  SendReply(p.fds[1], ev, kHeader);
+  SandboxTimings at_listen;
+  at_listen.vm_created_ns = 7;
+  ev.len = sizeof at_listen;
+  std::memcpy(ev.data, &at_listen, sizeof at_listen);
+  SendReply(p.fds[1], ev, kHeader + ev.len);
   std::thread peer([&] {
     SandboxRequest req;
     ASSERT_EQ(::recv(p.fds[1], &req, sizeof req, 0), static_cast<ssize_t>(sizeof req));
@@ -46,11 +50,33 @@ TEST(SandboxClient, ListeningThenTimings) {
     SendReply(p.fds[1], r, kHeader + r.len);
   });
   SandboxClient c(p.fds[0], 2000);
-  ASSERT_TRUE(c.WaitListening().ok());
+  auto listening = c.WaitListening();
+  ASSERT_TRUE(listening.ok()) << listening.error().message();
+  EXPECT_EQ(listening->vm_created_ns, 7u);  // the timings that came with the event
   auto t = c.Timings();
   peer.join();
   ASSERT_TRUE(t.ok()) << t.error().message();
   EXPECT_EQ(t->fork_ns, 5u);
+}
+
+// A listening event with no timings is fine (zeros); with a length that is
+// not theirs it is not.
+TEST(SandboxClient, ListeningWithoutTimingsOrWithTheWrongLength) {
+  for (uint32_t len : {0u, 8u}) {
+    Pair p;
+    SandboxReply ev;
+    ev.op = kVmmEventListening;
+    ev.len = len;
+    SendReply(p.fds[1], ev, kHeader + len);
+    SandboxClient c(p.fds[0], 2000);
+    auto t = c.WaitListening();
+    if (len == 0) {
+      ASSERT_TRUE(t.ok()) << t.error().message();
+      EXPECT_EQ(t->fork_ns, 0u);
+    } else {
+      EXPECT_FALSE(t.ok());
+    }
+  }
 }
 
 TEST(SandboxClient, RejectsBadMagicShortOverlongAndWrongOp) {

@@ -31,6 +31,16 @@ constexpr uint32_t kMaxMemMib = 65536;
 
 grpc::Status Err(StatusCode code, const std::string& msg) { return grpc::Status(code, msg); }
 
+// The sandbox's phases as Timings' sandbox_* fields; a phase whose marks
+// are missing or out of order (a VMM that sent no timings) stays 0.
+void SetSandboxTimings(const SandboxTimings& t, pb::Timings* out) {
+  auto span = [](uint64_t from, uint64_t to) { return from != 0 && to > from ? to - from : 0; };
+  out->set_sandbox_fork_ns(span(t.fork_ns, t.child_start_ns));
+  out->set_sandbox_map_ns(span(t.child_start_ns, t.mapped_ns));
+  out->set_sandbox_create_vm_ns(span(t.mapped_ns, t.vm_created_ns));
+  out->set_sandbox_restore_ns(span(t.vm_created_ns, t.restored_ns));
+}
+
 std::string NewVmId() {
   uint8_t b[6];
   if (::getrandom(b, sizeof b, 0) != static_cast<ssize_t>(sizeof b)) {
@@ -274,7 +284,8 @@ Result<std::shared_ptr<Vm>> FactoryCore::CloneVm(const std::string& tmpl, const 
     const uint64_t left_ms = deadline_ns > now ? (deadline_ns - now) / 1000000 : 0;
     timeout_ms = static_cast<int>(std::clamp<uint64_t>(left_ms, 1, timeout_ms));
   }
-  auto agent = ConnectAgent(vm->handle, timeout_ms);
+  SandboxTimings st;
+  auto agent = ConnectAgent(vm->handle, timeout_ms, &st);
   Status failed;
   if (!agent.ok()) {
     failed = agent.error().Context("waiting for the agent");
@@ -287,6 +298,7 @@ Result<std::shared_ptr<Vm>> FactoryCore::CloneVm(const std::string& tmpl, const 
   }
   vm->agent = std::move(*agent);
   vm->timings.set_clone_ns(MonotonicNs() - t0);
+  SetSandboxTimings(st, &vm->timings);
   if (info.guest_kind == kGuestKindLinux) vm->console_socket = dir + "/console.sock";
   if (options_.hooks.clone) options_.hooks.clone(tmpl, vm->timings.clone_ns() / 1e9);
   return vm;
