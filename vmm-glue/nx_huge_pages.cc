@@ -48,7 +48,7 @@ NxHugePages ReadNxHugePages(const std::string& sysfs) {
 Result<std::string> SetNxHugePagesNever(const std::string& sysfs) {
   const NxHugePages before = ReadNxHugePages(sysfs);
   if (std::string why = before.WhyNotTunable(); !why.empty())
-    return Error("kvm.nx_huge_pages stays " + before.value + ": " + why);
+    return Error(before.present ? "kvm.nx_huge_pages stays " + before.value + ": " + why : why);
   UniqueFd fd(::open((sysfs + kParam).c_str(), O_WRONLY | O_CLOEXEC));
   if (!fd.valid())
     return Error::Sys(errno == EACCES || errno == EPERM
