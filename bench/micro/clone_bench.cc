@@ -38,7 +38,7 @@ void BM_ForkOfZygoteLikeProcess(benchmark::State& state) {
   auto mem = kf::MapPrivate(TemplateMemfd(), kMemBytes);
   if (!mem.ok()) return state.SkipWithError(mem.error().message().c_str());
   volatile uint8_t sink = 0;
-  for (uint64_t off = 0; off < kTouched; off += kPage) sink += mem->data()[off];  // map it
+  for (uint64_t off = 0; off < kTouched; off += kPage) sink = sink + mem->data()[off];  // map it
   for (auto _ : state) {
     pid_t pid = ::fork();
     if (pid == 0) ::_exit(0);
