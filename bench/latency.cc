@@ -41,8 +41,8 @@ Result<LatencyRun> Measure(Target& target, bool want_hits, uint64_t count, Progr
     get.push_back(vm->get_ns);
     ping.push_back(vm->ping_ns);
     total.push_back(vm->get_ns + vm->ping_ns);
-    daemon_total.push_back(vm->daemon_total_ns);
-    if (const pb::Timings& t = vm->daemon_timings; !vm->pool_hit && t.sandbox_create_vm_ns() != 0) {
+    daemon_total.push_back(vm->daemon.total_ns());
+    if (const pb::Timings& t = vm->daemon; !vm->pool_hit && t.sandbox_create_vm_ns() != 0) {
       fork.push_back(t.sandbox_fork_ns());
       map.push_back(t.sandbox_map_ns());
       create_vm.push_back(t.sandbox_create_vm_ns());

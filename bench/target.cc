@@ -235,10 +235,7 @@ std::optional<VmSample> Target::GetAndPing(pb::Factory::Stub& stub, bool keep_ag
   v.pid = resp.vm().pid();
   v.pool_hit = resp.pool_hit();
   v.get_ns = t1 - t0;
-  v.daemon_total_ns = resp.vm().timings().total_ns();
-  v.daemon_clone_ns = resp.vm().timings().clone_ns();
-  v.daemon_identity_ns = resp.vm().timings().identity_ns();
-  v.daemon_timings = resp.vm().timings();
+  v.daemon = resp.vm().timings();
   auto agent = AgentClient::Connect(resp.vm().agent_socket());
   std::optional<Result<uint64_t>> ping;
   if (agent.ok()) ping = agent->Ping(1);

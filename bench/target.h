@@ -46,8 +46,7 @@ struct VmSample {
   bool pool_hit = false;
   uint64_t get_ns = 0;   // GetVM call to its reply (client side)
   uint64_t ping_ns = 0;  // reply -> agent.sock connected, Ready read, first Ping answered
-  uint64_t daemon_total_ns = 0, daemon_clone_ns = 0, daemon_identity_ns = 0;
-  pb::Timings daemon_timings;  // all the daemon said, the sandbox's phases too
+  pb::Timings daemon;  // the GetVM's timings as the daemon reported them
   std::optional<AgentClient> agent;  // kept open only when asked
 };
 

@@ -69,12 +69,13 @@ std::string CloneReportJson(const std::string& dir, const CloneBatch& batch) {
         .Num("clone_to_ping_ms", Ms(r.clone_to_ping_ns)).Num("fork_to_ping_ms", Ms(r.fork_to_ping_ns))
         .Uint("rss", r.rss).Uint("pss", r.pss).Uint("private_dirty", r.private_dirty);
     if (t.fork_ns != 0) {
+      const SandboxPhases p = PhasesOf(t);
       j.BeginObjectIn("phases_ms")
-          .Num("fork_to_child", Ms(t.child_start_ns - t.fork_ns))
-          .Num("map", Ms(t.mapped_ns - t.child_start_ns))
-          .Num("create_vm", Ms(t.vm_created_ns - t.mapped_ns))
-          .Num("restore", Ms(t.restored_ns - t.vm_created_ns))
-          .Num("resume_to_wait", Ms(t.first_wait_ns - t.restored_ns)).EndObject();
+          .Num("fork_to_child", Ms(p.fork))
+          .Num("map", Ms(p.map))
+          .Num("create_vm", Ms(p.create_vm))
+          .Num("restore", Ms(p.restore))
+          .Num("resume_to_wait", Ms(p.resume_to_wait)).EndObject();
     }
     j.EndObject();
   }

@@ -47,4 +47,19 @@ struct SandboxTimings {
 };
 static_assert(sizeof(SandboxTimings) <= kSandboxReplyDataMax);
 
+// The spans between those marks, in nanoseconds: fork -> child running,
+// (cgroup and) template mapped, VM created, state restored, guest resumed
+// until it first waits. A span with a missing or out-of-order mark is 0.
+struct SandboxPhases {
+  uint64_t fork = 0, map = 0, create_vm = 0, restore = 0, resume_to_wait = 0;
+};
+inline SandboxPhases PhasesOf(const SandboxTimings& t) {
+  auto span = [](uint64_t from, uint64_t to) -> uint64_t {
+    return from != 0 && to > from ? to - from : 0;
+  };
+  return {span(t.fork_ns, t.child_start_ns), span(t.child_start_ns, t.mapped_ns),
+          span(t.mapped_ns, t.vm_created_ns), span(t.vm_created_ns, t.restored_ns),
+          span(t.restored_ns, t.first_wait_ns)};
+}
+
 }  // namespace kf

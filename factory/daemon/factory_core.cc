@@ -31,14 +31,14 @@ constexpr uint32_t kMaxMemMib = 65536;
 
 grpc::Status Err(StatusCode code, const std::string& msg) { return grpc::Status(code, msg); }
 
-// The sandbox's phases as Timings' sandbox_* fields; a phase whose marks
-// are missing or out of order (a VMM that sent no timings) stays 0.
+// The sandbox's phases as Timings' sandbox_* fields (0 where a VMM sent no
+// timings).
 void SetSandboxTimings(const SandboxTimings& t, pb::Timings* out) {
-  auto span = [](uint64_t from, uint64_t to) { return from != 0 && to > from ? to - from : 0; };
-  out->set_sandbox_fork_ns(span(t.fork_ns, t.child_start_ns));
-  out->set_sandbox_map_ns(span(t.child_start_ns, t.mapped_ns));
-  out->set_sandbox_create_vm_ns(span(t.mapped_ns, t.vm_created_ns));
-  out->set_sandbox_restore_ns(span(t.vm_created_ns, t.restored_ns));
+  const SandboxPhases p = PhasesOf(t);
+  out->set_sandbox_fork_ns(p.fork);
+  out->set_sandbox_map_ns(p.map);
+  out->set_sandbox_create_vm_ns(p.create_vm);
+  out->set_sandbox_restore_ns(p.restore);
 }
 
 std::string NewVmId() {
